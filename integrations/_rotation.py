@@ -214,6 +214,15 @@ def _matrix(plan: DimensionPlan, config: RotationConfig, site: int) -> torch.Ten
     return rotation_matrix(plan.order, kind=plan.kind, signs=signs)
 
 
+def _online(plan: DimensionPlan, config: RotationConfig, site: int) -> tuple[OnlineRotation, torch.Tensor]:
+    """The online rotation of a site (fast transform when it is a Hadamard rotation) and its matrix."""
+    M = _matrix(plan, config, site)
+    fast = None
+    if plan.kind == "hadamard":
+        fast = random_signs(plan.order, (config.seed, site)) if config.randomized else True
+    return OnlineRotation(plan.size, M, hadamard_signs=fast), M
+
+
 def _rotate_layer(layer, plan: RotationPlan, M1, config: RotationConfig, index: int, hidden: int) -> None:
     attn, mlp = layer.self_attn, layer.mlp
     order = _order(plan.hidden, hidden)
@@ -231,12 +240,12 @@ def _rotate_layer(layer, plan: RotationPlan, M1, config: RotationConfig, index: 
     if plan.value_head is not None:
         _rotate_heads(attn, _matrix(plan.value_head, config, 2 + 4 * (index + 1)))
     if plan.head is not None:
-        attn.qk_rotation = OnlineRotation(attn.head_dim, _matrix(plan.head, config, 3 + 4 * (index + 1)))
+        attn.qk_rotation, _ = _online(plan.head, config, 3 + 4 * (index + 1))
     if plan.intermediate is not None:
-        M4 = _matrix(plan.intermediate, config, 4 + 4 * (index + 1))
+        rotation, M4 = _online(plan.intermediate, config, 4 + 4 * (index + 1))
         down = mlp.down_proj
         _set_weight(down, _rotate_inputs(down.weight, None, M4))
-        mlp.down_proj = RotatedLinear(OnlineRotation(plan.intermediate.size, M4), down)
+        mlp.down_proj = RotatedLinear(rotation, down)
 
 
 def _rotate_inputs(weight: torch.Tensor, norm_weight, M) -> torch.Tensor:

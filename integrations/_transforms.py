@@ -68,9 +68,15 @@ class OnlineRotation(nn.Module):
         Size ``n`` of the last dimension of the input.
     matrix : torch.Tensor
         ``(N, N)`` orthogonal matrix ``M`` with ``N >= n`` (see module doc).
+    hadamard_signs : numpy.ndarray, bool or None
+        When ``M`` is a (randomized) Hadamard rotation, ``diag(s) H_N^T /
+        sqrt(N)``: its sign vector ``s``, or True for the plain rotation.
+        The forward pass then runs the fast transform (``hadamard.fwht``,
+        ``O(N log N)`` per row) instead of the dense ``x @ M``; the result
+        is the same map.  None: dense product (block-diagonal rotations).
     """
 
-    def __init__(self, in_features: int, matrix: torch.Tensor):
+    def __init__(self, in_features: int, matrix: torch.Tensor, *, hadamard_signs=None):
         super().__init__()
         order = matrix.shape[0]
         if matrix.shape != (order, order) or order < in_features:
@@ -78,16 +84,28 @@ class OnlineRotation(nn.Module):
         self.in_features = in_features
         self.out_features = order
         self.register_buffer("matrix", matrix.to(torch.float32).contiguous())
+        self.fast = hadamard_signs is not None
+        signs = None
+        if self.fast and hadamard_signs is not True:
+            signs = torch.as_tensor(np.asarray(hadamard_signs, dtype=np.float32))
+            if signs.shape != (order,):
+                raise ValueError(f"hadamard_signs must have length {order}, got shape {tuple(signs.shape)}")
+        # Not persistent: derived from the rotation's seed, like the Hadamard matrix itself.
+        self.register_buffer("signs", signs, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
             raise ValueError(f"expected last dimension {self.in_features}, got {x.shape[-1]}")
         if self.out_features > self.in_features:
             x = nn.functional.pad(x, (0, self.out_features - self.in_features))
+        if self.fast:
+            from hadamard._torch import hadamard_transform
+
+            return hadamard_transform(x, signs=self.signs)
         M = self.matrix
         if M.device != x.device or M.dtype != x.dtype:
             M = M.to(device=x.device, dtype=x.dtype)
         return x @ M
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, order={self.out_features}"
+        return f"in_features={self.in_features}, order={self.out_features}, fast={self.fast}"
