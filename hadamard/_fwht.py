@@ -157,6 +157,23 @@ def fwht(x, axis: int = -1, *, normalized: bool = True, signs=None, inverse: boo
     .. [2] A. Andoni et al., FFHT: "Practical and optimal LSH for angular
        distance", NeurIPS 2015 (the SIMD kernel design compared against).
     """
+    if (
+        type(x) is np.ndarray
+        and signs is None
+        and (out is None or (out is x and x.flags.c_contiguous and x.flags.writeable))
+        and axis == -1
+        and x.dtype.char in "fd"
+        and x.ndim
+        and x.shape[-1]
+        and type(normalized) is bool
+        and type(inverse) is bool
+    ):
+        # Latency path for the common call (one or a few vectors): the checks below
+        # would cost more than transforming a 4096-vector.
+        n = x.shape[-1]
+        work = np.array(x, order="C", copy=True) if out is None else x
+        _run(work.reshape(-1, n), _unsigned_spec(n, x.dtype.str, normalized, inverse))
+        return work
     if _is_torch_tensor(x):
         from ._torch import hadamard_transform
 
@@ -354,6 +371,11 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
         return
     kernels = _kernels()
     itemsize = work.dtype.itemsize
+    if spec.m == 1 and not spec.pre.size and not spec.post.size and work.size <= _SERIAL_MAX_ELEMENTS:
+        # pure power of two, small input: the kernel with the fewest arguments (numba's
+        # unboxing of each argument is a visible part of a few-microsecond call)
+        kernels.sylvester_serial(work, spec.scale, kernels.IN_REGISTER[itemsize], kernels.L1_BLOCK[itemsize])
+        return
     args = (work, spec.p, spec.codes, spec.gsigns, spec.w, spec.pre, spec.post, spec.scale, kernels.IN_REGISTER[itemsize], kernels.L1_BLOCK[itemsize])
     if work.size <= _SERIAL_MAX_ELEMENTS or work.shape[0] == 1:
         kernels.transform_serial(*args)

@@ -344,6 +344,17 @@ def transform_serial(x, p, codes, gsigns, w, pre, post, scale, reg, block):
     _rows(x, 0, x.shape[0], p, codes, gsigns, w, pre, post, scale, reg, block)
 
 
+@njit(cache=True)
+def sylvester_serial(x, scale, reg, block):
+    """``x <- scale * x @ H_p`` on the rows of ``x`` (2-D, C-contiguous, ``p`` a power of two), one thread."""
+    for r in range(x.shape[0]):
+        a = x[r]
+        _sylvester_row(a, reg, block)
+        if scale != 1:
+            for i in range(a.size):
+                a[i] *= scale
+
+
 @njit(cache=True, parallel=True)
 def transform_parallel(x, p, codes, gsigns, w, pre, post, scale, reg, block, chunk):
     """In place on the rows of ``x`` (2-D, C-contiguous), ``chunk`` rows per parallel task.
