@@ -9,7 +9,12 @@ Where the rotations go (QuaRot/SpinQuant naming, see docs/llm.md):
   embeddings and every linear writing the stream (``o_proj``,
   ``down_proj``) are rotated on their output side, every linear reading it
   (q/k/v, gate/up, lm_head) on their input side.  Tied embeddings are
-  untied first.
+  untied first.  With ``r1="online"`` the stream is left alone instead:
+  each RMSNorm keeps its weight and the input of q/k/v and of gate/up is
+  rotated online (fast transform) after the norm, the weights absorbing the
+  transpose.  The quantized signal is then ``H (x * g)`` rather than
+  ``H x`` with ``g`` folded into the weights, which on SmolLM2 cuts the
+  3-bit output error of gate/up 2.5-3.6x (docs/llm.md).
 * R2 (head_dim): per head on ``v_proj``'s output and ``o_proj``'s input.
 * R3 (head_dim): online on queries and keys after RoPE (attention function).
 * R4 (intermediate size): online before ``down_proj``, whose weight absorbs
@@ -29,6 +34,9 @@ from ._families import family_of
 from ._transforms import OnlineRotation, random_signs, rotation_matrix
 
 
+R1_MODES = ("fused", "online")
+
+
 @dataclasses.dataclass(frozen=True)
 class RotationConfig:
     """Which rotations to apply and how.
@@ -45,8 +53,14 @@ class RotationConfig:
         buildable order (the FP model stays exact), use a block-diagonal
         Hadamard, or raise.  R2 never pads (the value head size is fixed by
         the model code); it falls back to block-diagonal under ``"pad"``.
-    r1, r2, r3, r4 : bool
-        Enable each rotation (norm fusion always happens).
+    r1 : bool or {"fused", "online"}
+        True or ``"fused"``: R1 on the residual stream, RMSNorm weights
+        fused into the linears (QuaRot); ``"online"``: no stream rotation,
+        the norms keep their weights and the inputs of q/k/v and gate/up are
+        rotated online after the norm; False: neither.
+    r2, r3, r4 : bool
+        Enable each rotation.  Norms are fused into the linears reading them
+        unless ``r1="online"``.
 
     Examples
     --------
@@ -61,13 +75,15 @@ class RotationConfig:
     randomized: bool = False
     seed: int = 0
     expansion: str = "pad"
-    r1: bool = True
+    r1: bool | str = True
     r2: bool = True
     r3: bool = True
     r4: bool = True
 
     def __post_init__(self):
-        for name in ("randomized", "r1", "r2", "r3", "r4"):
+        if not isinstance(self.r1, bool) and self.r1 not in R1_MODES:
+            raise ValueError(f"RotationConfig.r1 must be True, False, 'fused' or 'online', got {self.r1!r}")
+        for name in ("randomized", "r2", "r3", "r4"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"RotationConfig.{name} must be a bool, got {getattr(self, name)!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
@@ -174,7 +190,7 @@ def rotate_model(model: nn.Module, config: RotationConfig | None = None) -> nn.M
         raise ValueError("this model is already rotated (model.hadamard_rotation is set)")
     plan = _plan(model, config)
     _untie_embeddings(model)
-    M1 = _matrix(plan.hidden, config, 1) if plan.hidden else None
+    M1 = _matrix(plan.hidden, config, 1) if plan.hidden and not _online_inputs(config) else None
     hidden_size = model.model.embed_tokens.weight.shape[1]
     with torch.no_grad():
         if M1 is not None:
@@ -183,7 +199,8 @@ def rotate_model(model: nn.Module, config: RotationConfig | None = None) -> nn.M
             _rotate_layer(layer, plan, M1, config, index, hidden_size)
         eps = _norm_eps(model.model.norm)
         _set_weight(model.lm_head, _rotate_inputs(model.lm_head.weight, model.model.norm.weight, M1))
-        model.model.norm = ExpandedRMSNorm(_order(plan.hidden, hidden_size), hidden_size, eps)
+        stream = _order(plan.hidden, hidden_size) if M1 is not None else hidden_size
+        model.model.norm = ExpandedRMSNorm(stream, hidden_size, eps)
     if plan.head is not None:
         use_rotated_attention(model)
     model.hadamard_rotation = plan
@@ -223,8 +240,30 @@ def _online(plan: DimensionPlan, config: RotationConfig, site: int) -> tuple[Onl
     return OnlineRotation(plan.size, M, hadamard_signs=fast), M
 
 
+def _online_inputs(config: RotationConfig) -> bool:
+    return config.r1 == "online"
+
+
+def _rotate_norm_inputs_online(layer, plan: RotationPlan, config: RotationConfig, index: int) -> None:
+    """``r1="online"``: rotate the inputs of q/k/v and gate/up after their (unchanged) norms."""
+    attn, mlp = layer.self_attn, layer.mlp
+    # site numbers 1 + 4(i+1) are free (R1 uses 1, R2-R4 use 2..4 + 4(i+1)); the MLP input takes
+    # a disjoint range
+    for owner, names, site in ((attn, ("q_proj", "k_proj", "v_proj"), 1 + 4 * (index + 1)),
+                               (mlp, ("gate_proj", "up_proj"), 10**6 + index)):
+        for name in names:
+            rotation, M = _online(plan.hidden, config, site)
+            linear = getattr(owner, name)
+            _set_weight(linear, _rotate_inputs(linear.weight, None, M))
+            setattr(owner, name, RotatedLinear(rotation, linear))
+
+
 def _rotate_layer(layer, plan: RotationPlan, M1, config: RotationConfig, index: int, hidden: int) -> None:
     attn, mlp = layer.self_attn, layer.mlp
+    if _online_inputs(config):
+        _rotate_rest(layer, plan, None, config, index)  # R2 edits v_proj's rows: before it is wrapped
+        _rotate_norm_inputs_online(layer, plan, config, index)
+        return
     order = _order(plan.hidden, hidden)
     g = layer.input_layernorm.weight
     for name in ("q_proj", "k_proj", "v_proj"):
@@ -234,6 +273,12 @@ def _rotate_layer(layer, plan: RotationPlan, M1, config: RotationConfig, index: 
     for name in ("gate_proj", "up_proj"):
         _set_weight(getattr(mlp, name), _rotate_inputs(getattr(mlp, name).weight, g, M1))
     layer.post_attention_layernorm = ExpandedRMSNorm(order, hidden, _norm_eps(layer.post_attention_layernorm))
+    _rotate_rest(layer, plan, M1, config, index)
+
+
+def _rotate_rest(layer, plan: RotationPlan, M1, config: RotationConfig, index: int) -> None:
+    """R1 on the outputs writing the stream, then R2, R3 and R4."""
+    attn, mlp = layer.self_attn, layer.mlp
     if M1 is not None:
         _rotate_outputs(attn.o_proj, M1)
         _rotate_outputs(mlp.down_proj, M1)

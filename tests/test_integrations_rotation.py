@@ -124,3 +124,30 @@ def test_double_rotation_and_bad_config_are_refused():
         rotate_model(tiny("llama", hidden=64, head_dim=16, intermediate=128), config={"r1": True})
     with pytest.raises(ValueError):
         RotationConfig(seed=-1)
+
+
+@pytest.mark.parametrize("family,dims", CASES, ids=[c[0] for c in CASES])
+def test_online_input_rotation_gives_the_same_logits(family, dims):
+    # r1="online": norms keep their weights, q/k/v and gate/up inputs are rotated after them.
+    model = tiny(family, **dims)
+    x = ids()
+    before = model(x).logits
+    norm_weight = model.model.layers[0].post_attention_layernorm.weight.clone()
+    rotate_model(model, RotationConfig(r1="online", randomized=True, seed=2))
+    assert torch.allclose(model(x).logits, before, atol=1e-4, rtol=0)
+    layer = model.model.layers[0]
+    assert torch.equal(layer.post_attention_layernorm.weight, norm_weight)  # not fused
+    for module in (layer.self_attn.q_proj, layer.self_attn.v_proj, layer.mlp.gate_proj, layer.mlp.up_proj):
+        assert isinstance(module, integrations.RotatedLinear) and module.rotation.fast
+
+
+def test_online_input_rotation_pads_without_expanding_the_stream():
+    model = tiny("qwen2", hidden=90, heads=2, kv_heads=1, head_dim=32, intermediate=150)
+    x = ids()
+    before = model(x).logits
+    rotate_model(model, RotationConfig(r1="online"))
+    assert model.model.embed_tokens.weight.shape[1] == 90  # the residual stream keeps its size
+    assert model.model.layers[0].mlp.up_proj.rotation.out_features == hadamard.nearest_orders(90)[1]
+    assert torch.allclose(model(x).logits, before, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="'fused' or 'online'"):
+        RotationConfig(r1="sideways")
