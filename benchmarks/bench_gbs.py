@@ -35,6 +35,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import integrations  # noqa: E402
+import quant  # noqa: E402
 from integrations import gbs  # noqa: E402
 
 
@@ -48,6 +49,10 @@ def parse_args(argv=None):
     p.add_argument("--eval-windows", type=int, default=2)
     p.add_argument("--weight-method", choices=["gptq", "rtn"], default="gptq",
                    help="weight quantizer (per channel, MSE clip)")
+    p.add_argument("--group-size", type=int, default=64,
+                   help="weight group size (0: per output channel, the paper's setting); default 64 as the main job")
+    p.add_argument("--r1", choices=["fused", "online"], default="online",
+                   help="R1 mode (integrations.RotationConfig.r1); default online as the main job")
     p.add_argument("--max-iter", type=int, default=10, help="bisection probes per site")
     p.add_argument("--methods", nargs="*", default=["fast"], choices=gbs.METHODS,
                    help="GBS variants run on the full model")
@@ -80,7 +85,11 @@ def measure(model, data, fp_logprobs):
 def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, eval_data, fp_logprobs, rows, save):
     model = copy.deepcopy(fp_model)
     t0 = time.perf_counter()
-    config = integrations.QuantizationConfig.w_a_kv(bits, method=args.weight_method)
+    weights = (quant.QuantConfig(bits=bits) if args.group_size == 0 else
+               quant.QuantConfig(bits=bits, granularity="group", group_size=args.group_size))
+    config = integrations.QuantizationConfig.w_a_kv(
+        bits, method=args.weight_method, weights=weights, act_order=True, static_groups=args.group_size > 0,
+        activations=quant.QuantConfig(bits=bits, granularity="token", symmetric=False))
     integrations.quantize_model(model, config, gptq_calib, progress=False)
     log(f"W{bits}A{bits}KV{bits}: weights {args.weight_method} {time.perf_counter() - t0:.1f} s")
     sites = integrations.quantizer_sites(model)
@@ -91,7 +100,7 @@ def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, eval_data, fp_logprobs
             site.bits = target[name]
 
     def row(scope, method, seconds, probes=None, **extra):
-        r = {"bits": bits, "weights": args.weight_method, "scope": scope, "method": method, "seconds": seconds, "probes": probes,
+        r = {"bits": bits, "weights": f"{args.weight_method} g{args.group_size or 'channel'}", "scope": scope, "method": method, "seconds": seconds, "probes": probes,
              **measure(model, eval_data, fp_logprobs), **extra}
         log(json.dumps({k: v for k, v in r.items() if k != "ratios"}))
         rows.append(r)
@@ -165,7 +174,7 @@ def main(argv=None):
     gbs_calib = gptq_calib[: args.gbs_windows]
     eval_data = integrations.tokenize_windows(integrations.load_text(split="eval"), tokenizer,
                                               seqlen=args.eval_seqlen, max_windows=args.eval_windows)
-    integrations.rotate_model(model)
+    integrations.rotate_model(model, integrations.RotationConfig(r1=args.r1))
     fp = integrations.evaluate(model, eval_data, keep_logits=True, progress=False)
     log(f"loaded and rotated in {time.perf_counter() - start:.1f} s; FP PPL {fp['ppl']:.3f}; "
         f"GBS calibration {tuple(gbs_calib.shape)}, eval {tuple(eval_data.shape)}, threads {torch.get_num_threads()}")

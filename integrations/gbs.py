@@ -18,7 +18,9 @@ bisection finds for an objective:
 ``"fast"`` (default)
     Prefix caching and a local objective: the relative squared error of the
     hidden state ``window`` blocks after the current one, against the same
-    model with every activation/KV site off.  A probe runs ``window`` blocks.
+    model with every activation/KV site off, per token and averaged over
+    tokens (so that attention-sink tokens with huge norms do not decide
+    alone).  A probe runs ``window`` blocks.
 
 References
 ----------
@@ -374,6 +376,10 @@ class _CachedObjective:
             stop = min(layer + self.window, n)
             out = self.runner.layers_forward(h, layer, stop)
             ref = self.reference[stop]
-            return float(((out - ref) ** 2).sum() / (ref**2).sum())
+            # per-token relative error, averaged over tokens: a plain ratio of sums is dominated by
+            # the few tokens with massive residual norms (attention sinks), whose best clip is not
+            # the one the other tokens need
+            err = (out - ref).pow(2).sum(-1) / ref.pow(2).sum(-1).clamp_min(torch.finfo(ref.dtype).tiny)
+            return float(err.mean())
         out = self.runner.layers_forward(h, layer, n)
         return self.runner.head_scores(out, None if self.loss == "ppl" else self.reference)

@@ -1,5 +1,6 @@
 """Peak memory of the layer-by-layer path, the CLI's arguments and outputs, and the real model (slow)."""
 
+import copy
 import json
 import os
 import threading
@@ -117,9 +118,13 @@ def test_real_smollm2_rotated_logits_match():
     model = integrations.load_model(path)
     tokenizer = integrations.load_tokenizer(path)
     ids = integrations.tokenize_windows(integrations.load_text(split="eval"), tokenizer, seqlen=256, max_windows=1)
+    online = copy.deepcopy(model)
     with torch.no_grad():
         before = model(ids).logits
         integrations.rotate_model(model)
         after = model(ids).logits
+        integrations.rotate_model(online, integrations.RotationConfig(r1="online"))
+        after_online = online(ids).logits
     assert model.model.layers[0].mlp.down_proj.rotation.out_features == 1536
     assert float((after - before).abs().max()) <= 1e-3
+    assert float((after_online - before).abs().max()) <= 1e-3
