@@ -256,6 +256,13 @@ def _rotate_norm_inputs_online(layer, plan: RotationPlan, config: RotationConfig
             linear = getattr(owner, name)
             _set_weight(linear, _rotate_inputs(linear.weight, None, M))
             setattr(owner, name, RotatedLinear(rotation, linear))
+    # The o_proj input: R2 only mixes within each head; a full-width online rotation also mixes
+    # heads of different scales (QuaRot's online Hadamard across heads, here for any head count).
+    o = attn.o_proj
+    rotation, M = _online(plan_dimension(o.weight.shape[1], config.expansion, what="o_proj input"),
+                          config, 2 * 10**6 + index)
+    _set_weight(o, _rotate_inputs(o.weight, None, M))
+    attn.o_proj = RotatedLinear(rotation, o)
 
 
 def _rotate_layer(layer, plan: RotationPlan, M1, config: RotationConfig, index: int, hidden: int) -> None:

@@ -253,3 +253,18 @@ def test_docstring_examples():
 
     result = doctest.testmod(serialization, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_online_norm_input_rotation_round_trips(tmp_path):
+    from test_integrations_rotation import ids, tiny
+
+    import integrations
+
+    model = tiny("llama", hidden=576, head_dim=64, intermediate=384, vocab=48)
+    integrations.rotate_model(model, integrations.RotationConfig(r1="online", randomized=True))
+    integrations.quantize_model(model, integrations.QuantizationConfig.w_a_kv(4, method="rtn"), progress=False)
+    x = ids()
+    before = model(x).logits
+    integrations.save_quantized(model, tmp_path / "q")
+    reloaded = integrations.load_quantized(tmp_path / "q")
+    assert torch.equal(reloaded(x).logits, before)
