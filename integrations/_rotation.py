@@ -12,7 +12,7 @@ Where the rotations go (QuaRot/SpinQuant naming, see docs/llm.md):
   untied first.  With ``r1="online"`` the stream is left alone instead:
   each RMSNorm keeps its weight and the input of q/k/v and of gate/up is
   rotated online (fast transform) after the norm, the weights absorbing the
-  transpose.  The quantized signal is then ``H (x * g)`` rather than
+  transpose; the o_proj input is then also rotated online across heads.  The quantized signal is then ``H (x * g)`` rather than
   ``H x`` with ``g`` folded into the weights, which on SmolLM2 cuts the
   3-bit output error of gate/up 2.5-3.6x (docs/llm.md).
 * R2 (head_dim): per head on ``v_proj``'s output and ``o_proj``'s input.
@@ -57,7 +57,8 @@ class RotationConfig:
         True or ``"fused"``: R1 on the residual stream, RMSNorm weights
         fused into the linears (QuaRot); ``"online"``: no stream rotation,
         the norms keep their weights and the inputs of q/k/v and gate/up are
-        rotated online after the norm; False: neither.
+        rotated online after the norm, and the o_proj input across heads;
+        False: neither.
     r2, r3, r4 : bool
         Enable each rotation.  Norms are fused into the linears reading them
         unless ``r1="online"``.
