@@ -137,7 +137,7 @@ def test_online_input_rotation_gives_the_same_logits(family, dims):
     assert torch.allclose(model(x).logits, before, atol=1e-4, rtol=0)
     layer = model.model.layers[0]
     assert torch.equal(layer.post_attention_layernorm.weight, norm_weight)  # not fused
-    for module in (layer.self_attn.q_proj, layer.self_attn.v_proj, layer.mlp.gate_proj, layer.mlp.up_proj):
+    for module in (layer.self_attn.q_proj, layer.self_attn.v_proj, layer.self_attn.o_proj, layer.mlp.gate_proj, layer.mlp.up_proj):
         assert isinstance(module, integrations.RotatedLinear) and module.rotation.fast
 
 
