@@ -124,6 +124,7 @@ class RotationPlan:
     head: DimensionPlan | None
     value_head: DimensionPlan | None
     intermediate: DimensionPlan | None
+    attention_output: DimensionPlan | None = None  # o_proj input, rotated online with r1="online"
 
 
 def unwrap_rotated(linear: nn.Module) -> tuple[OnlineRotation | None, nn.Linear]:
@@ -220,6 +221,8 @@ def _plan(model, config: RotationConfig) -> RotationPlan:
         head=plan_dimension(head_dim, config.expansion, what="head_dim") if config.r3 else None,
         value_head=plan_dimension(head_dim, value_expansion, what="head_dim (R2)") if config.r2 else None,
         intermediate=plan_dimension(intermediate, config.expansion, what="intermediate size") if config.r4 else None,
+        attention_output=(plan_dimension(attn.o_proj.weight.shape[1], config.expansion, what="o_proj input")
+                          if _online_inputs(config) else None),
     )
 
 
@@ -227,18 +230,27 @@ def _order(plan: DimensionPlan | None, size: int) -> int:
     return size if plan is None else plan.order
 
 
+def _signs(plan: DimensionPlan, config: RotationConfig, site: int):
+    return random_signs(plan.order, (config.seed, site)) if config.randomized else None
+
+
 def _matrix(plan: DimensionPlan, config: RotationConfig, site: int) -> torch.Tensor:
-    signs = random_signs(plan.order, (config.seed, site)) if config.randomized else None
-    return rotation_matrix(plan.order, kind=plan.kind, signs=signs)
+    return rotation_matrix(plan.order, kind=plan.kind, signs=_signs(plan, config, site))
 
 
-def _online(plan: DimensionPlan, config: RotationConfig, site: int) -> tuple[OnlineRotation, torch.Tensor]:
-    """The online rotation of a site (fast transform when it is a Hadamard rotation) and its matrix."""
-    M = _matrix(plan, config, site)
+def _online(plan: DimensionPlan, config: RotationConfig, site: int, copies: int = 1) -> tuple[list[OnlineRotation], torch.Tensor]:
+    """``copies`` online rotations of one site (fast transform for a Hadamard rotation) and its matrix.
+
+    Several projections reading the same input (q/k/v, gate/up) share the
+    matrix, but each gets its own module so that no tensor is shared between
+    state-dict entries.
+    """
+    signs = _signs(plan, config, site)
+    M = rotation_matrix(plan.order, kind=plan.kind, signs=signs)
     fast = None
     if plan.kind == "hadamard":
-        fast = random_signs(plan.order, (config.seed, site)) if config.randomized else True
-    return OnlineRotation(plan.size, M, hadamard_signs=fast), M
+        fast = True if signs is None else signs
+    return [OnlineRotation(plan.size, M, hadamard_signs=fast) for _ in range(copies)], M
 
 
 def _online_inputs(config: RotationConfig) -> bool:
@@ -250,20 +262,16 @@ def _rotate_norm_inputs_online(layer, plan: RotationPlan, config: RotationConfig
     attn, mlp = layer.self_attn, layer.mlp
     # site numbers 1 + 4(i+1) are free (R1 uses 1, R2-R4 use 2..4 + 4(i+1)); the MLP input takes
     # a disjoint range
-    for owner, names, site in ((attn, ("q_proj", "k_proj", "v_proj"), 1 + 4 * (index + 1)),
-                               (mlp, ("gate_proj", "up_proj"), 10**6 + index)):
-        for name in names:
-            rotation, M = _online(plan.hidden, config, site)
+    # The o_proj input: R2 only mixes within each head; a full-width online rotation also mixes
+    # heads of different scales (QuaRot's online Hadamard across heads, here for any head count).
+    for owner, names, dims, site in ((attn, ("q_proj", "k_proj", "v_proj"), plan.hidden, 1 + 4 * (index + 1)),
+                                     (mlp, ("gate_proj", "up_proj"), plan.hidden, 10**6 + index),
+                                     (attn, ("o_proj",), plan.attention_output, 2 * 10**6 + index)):
+        rotations, M = _online(dims, config, site, copies=len(names))
+        for name, rotation in zip(names, rotations):
             linear = getattr(owner, name)
             _set_weight(linear, _rotate_inputs(linear.weight, None, M))
             setattr(owner, name, RotatedLinear(rotation, linear))
-    # The o_proj input: R2 only mixes within each head; a full-width online rotation also mixes
-    # heads of different scales (QuaRot's online Hadamard across heads, here for any head count).
-    o = attn.o_proj
-    rotation, M = _online(plan_dimension(o.weight.shape[1], config.expansion, what="o_proj input"),
-                          config, 2 * 10**6 + index)
-    _set_weight(o, _rotate_inputs(o.weight, None, M))
-    attn.o_proj = RotatedLinear(rotation, o)
 
 
 def _rotate_layer(layer, plan: RotationPlan, M1, config: RotationConfig, index: int, hidden: int) -> None:
@@ -293,9 +301,9 @@ def _rotate_rest(layer, plan: RotationPlan, M1, config: RotationConfig, index: i
     if plan.value_head is not None:
         _rotate_heads(attn, _matrix(plan.value_head, config, 2 + 4 * (index + 1)))
     if plan.head is not None:
-        attn.qk_rotation, _ = _online(plan.head, config, 3 + 4 * (index + 1))
+        (attn.qk_rotation,), _ = _online(plan.head, config, 3 + 4 * (index + 1))
     if plan.intermediate is not None:
-        rotation, M4 = _online(plan.intermediate, config, 4 + 4 * (index + 1))
+        (rotation,), M4 = _online(plan.intermediate, config, 4 + 4 * (index + 1))
         down = mlp.down_proj
         _set_weight(down, _rotate_inputs(down.weight, None, M4))
         mlp.down_proj = RotatedLinear(rotation, down)

@@ -49,8 +49,7 @@ class KVQuantConfig:
 
     def __post_init__(self):
         _check_bits(self.bits)
-        head_dim = self.head_dim
-        if isinstance(head_dim, bool) or not isinstance(head_dim, int) or head_dim < 1:
+        if isinstance(self.head_dim, bool) or not isinstance(self.head_dim, int) or self.head_dim < 1:
             raise ValueError(f"head_dim must be a positive integer, got {self.head_dim!r}")
         if not isinstance(self.symmetric, bool):
             raise TypeError(f"symmetric must be a bool, got {self.symmetric!r}")
