@@ -162,6 +162,9 @@ def quantize_model(
             "(an (n_windows, seqlen) LongTensor), or use method='rtn' without clip_search"
         )
     inputs = capture_layer_inputs(model, calibration, device=device)
+    # GPTAQ-style target: the unquantized model's hidden states flow alongside.
+    float_model = config.weights is not None and config.method == "gptq" and config.gptq_target == "float-model"
+    fp_hidden = [h.clone() for h in inputs.hidden] if float_model else None
     layers = model.model.layers
     for index in _progress(range(len(layers)), progress, "quantizing layers"):
         layer = layers[index]
@@ -170,7 +173,7 @@ def quantize_model(
         if config.clip_search:
             grid_search_clip_ratios(layer, inputs, config.clip_grid, tokens=clip_tokens)
         if config.weights is not None:
-            _quantize_weights(layer, inputs, config)
+            fp_hidden = _quantize_weights(layer, inputs, config, fp_hidden)
         inputs.hidden = run_layer(layer, inputs)
         layer.to(home)
     return model
@@ -258,24 +261,53 @@ def _heads(layer, name: str) -> int:
     return 1
 
 
-def _quantize_weights(layer, inputs: LayerInputs, config: QuantizationConfig) -> None:
+def _quantize_weights(layer, inputs: LayerInputs, config: QuantizationConfig, fp_hidden=None):
+    """Quantize the layer's projections; returns the float model's outputs of the layer when
+    ``fp_hidden`` (its inputs) is given, else None."""
     linears = {name: m for name, m in layer_linears(layer).items() if isinstance(m, QuantizedLinear)}
     if config.method == "rtn":
         for m in linears.values():
             m.set_quantized_weight(quant.rtn_quantize(m.weight, config.weights, mse_clip=config.mse_clip))
-        return
+        return fp_hidden
     hessians = {name: quant.HessianAccumulator(m.in_features, device=m.weight.device) for name, m in linears.items()}
+    fp_inputs: dict[str, torch.Tensor] = {}
+    fp_pass = [False]
 
     def make_hook(name):
         def hook(module, args, output):
-            hessians[name].update(output.detach())
+            if fp_pass[0]:
+                fp_inputs[name] = args[0].detach()
+                return
+            if config.gptq_target == "float-model":
+                target = fp_inputs.pop(name)
+            elif config.gptq_target == "float-input":
+                target = args[0].detach()
+            else:
+                target = None
+            hessians[name].update(output.detach(), target)
 
         return hook
 
     # The hook sits on the input quantizer: its output is exactly what the weight multiplies.
     handles = [m.input_quantizer.register_forward_hook(make_hook(name)) for name, m in linears.items()]
+    fp_next = None
     try:
-        run_layer(layer, inputs)
+        if fp_hidden is None:
+            run_layer(layer, inputs)
+        else:
+            fp_next = []
+            with torch.no_grad():
+                for x, x_fp in zip(inputs.hidden, fp_hidden):
+                    # The float pass (quantizers off, weights not yet quantized) leaves each
+                    # projection's input in fp_inputs; the quantized pass pairs it with its own.
+                    fp_pass[0] = True
+                    try:
+                        with _quantizers_off(layer):
+                            y = layer(x_fp, **inputs.kwargs)
+                    finally:
+                        fp_pass[0] = False
+                    fp_next.append(y[0] if isinstance(y, tuple) else y)
+                    layer(x, **inputs.kwargs)
     finally:
         for h in handles:
             h.remove()
@@ -289,9 +321,26 @@ def _quantize_weights(layer, inputs: LayerInputs, config: QuantizationConfig) ->
             act_order=config.act_order,
             static_groups=config.static_groups,
             mse_clip=config.mse_clip,
+            cross=hessians[name].cross,
+            target_damp=config.target_damp,
         )
         m.set_quantized_weight(result.quantized)
         del hessians[name]
+    return fp_next
+
+
+@contextlib.contextmanager
+def _quantizers_off(layer):
+    """Turn every activation/KV quantizer of ``layer`` off for the duration."""
+    sites = _layer_sites(layer)
+    saved = {name: q.bits for name, q in sites.items()}
+    try:
+        for q in sites.values():
+            q.bits = None
+        yield
+    finally:
+        for name, q in sites.items():
+            q.bits = saved[name]
 
 
 def _all_linears(model) -> list[QuantizedLinear]:

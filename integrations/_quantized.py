@@ -25,6 +25,7 @@ from ._families import LINEAR_NAMES, family_of, layer_linears, set_layer_linear
 from ._rotation import unwrap_rotated
 
 WEIGHT_METHODS = ("rtn", "gptq")
+GPTQ_TARGETS = ("quantized-input", "float-input", "float-model")
 
 
 class ActivationQuantizer(nn.Module):
@@ -161,6 +162,17 @@ class QuantizationConfig:
         (grid search on the site's local output error) before GPTQ.
     clip_grid : tuple of float
         Ratios tried by the clip search.
+    gptq_target : {"quantized-input", "float-input", "float-model"}
+        The output GPTQ reproduces.  "quantized-input": ``X_q W^T`` with
+        ``X_q`` the quantized input the weight multiplies (plain GPTQ);
+        "float-input": ``X W^T`` with ``X`` the same input before activation
+        quantization, so the weight also compensates the activation error;
+        "float-model": ``X_fp W^T`` with ``X_fp`` the input of the same
+        projection in the unquantized model (compensates all upstream error
+        too, as GPTAQ).  See ``cross`` in :func:`quant.gptq_quantize`.
+    target_damp : float
+        Ridge of the least-squares fit behind a float target (fraction of
+        the mean Hessian diagonal).
 
     Examples
     --------
@@ -186,6 +198,8 @@ class QuantizationConfig:
     clip_ratios: Mapping[str, float] = dataclasses.field(default_factory=dict)
     clip_search: bool = False
     clip_grid: tuple[float, ...] = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)
+    gptq_target: str = "quantized-input"
+    target_damp: float = 0.01
 
     def __post_init__(self):
         if self.weights is not None and not isinstance(self.weights, quant.QuantConfig):
@@ -199,6 +213,10 @@ class QuantizationConfig:
                 raise ValueError(f"clip_ratios maps site patterns to ratios in (0, 1]; got {pattern!r}: {ratio!r}")
         if not self.clip_grid or any(not 0 < r <= 1 for r in self.clip_grid):
             raise ValueError(f"clip_grid must be a non-empty tuple of ratios in (0, 1], got {self.clip_grid!r}")
+        if self.gptq_target not in GPTQ_TARGETS:
+            raise ValueError(f"gptq_target must be one of {GPTQ_TARGETS}, got {self.gptq_target!r}")
+        if not isinstance(self.target_damp, (int, float)) or not 0 < self.target_damp < float("inf"):
+            raise ValueError(f"target_damp must be a finite number > 0, got {self.target_damp!r}")
 
     @classmethod
     def w_a_kv(cls, bits: int, **changes) -> "QuantizationConfig":

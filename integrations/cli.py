@@ -12,7 +12,8 @@ per weight, wall time):
 * ours: Hadamard rotations with the norm inputs rotated online after each
   RMSNorm (``RotationConfig(r1="online")``), R2-R4, GPTQ (act-order,
   group-wise scales, MSE clip) on calibration data processed layer by layer,
-  asymmetric activations, and every activation/KV clip ratio calibrated by a
+  towards the output of the float input (so the weights also compensate the
+  activation quantization error; ``--gptq-target``), asymmetric activations, and every activation/KV clip ratio calibrated by a
   per-site grid search on the local output error (``--clip gbs`` adds
   Gradual Binary Search with the fast objective, ``--clip gbs-faithful``
   with the paper's).
@@ -36,7 +37,7 @@ import quant
 from ._calibration import quantize_model
 from ._eval import evaluate, load_text, tokenize_windows
 from ._loading import load_model, load_tokenizer
-from ._quantized import QuantizationConfig, quantized_linears, quantizer_sites, weight_bits
+from ._quantized import GPTQ_TARGETS, QuantizationConfig, quantized_linears, quantizer_sites, weight_bits
 from ._rotation import RotationConfig, rotate_model
 
 ROWS = ("fp", "rtn", "quarot", "ours")
@@ -49,7 +50,7 @@ ROW_TITLES = {
 }
 
 
-def row_configs(bits: int, group_size: int) -> dict[str, tuple[RotationConfig | None, QuantizationConfig]]:
+def row_configs(bits: int, group_size: int, gptq_target: str = "float-input") -> dict[str, tuple[RotationConfig | None, QuantizationConfig]]:
     """Rotation and quantization settings of each quantized row of the table."""
     kv = quant.KVQuantConfig(bits=bits)
     rtn = QuantizationConfig(
@@ -73,6 +74,8 @@ def row_configs(bits: int, group_size: int) -> dict[str, tuple[RotationConfig | 
         activations=quant.QuantConfig(bits=bits, granularity="token", symmetric=False),
         kv=kv,
         clip_search=True,
+        gptq_target=gptq_target,
+        target_damp=1.0,
     )
     return {"rtn": (None, rtn), "quarot": (RotationConfig(), quarot), "ours": (RotationConfig(r1="online"), ours)}
 
@@ -96,6 +99,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "(grid, default: it measured better than fast GBS here, docs/gbs.md), then Gradual Binary Search "
                    "with the fast objective (gbs) or the paper's full-model perplexity (gbs-faithful); "
                    "'none' keeps ratio 1")
+    p.add_argument("--gptq-target", choices=GPTQ_TARGETS, default="float-input",
+                   help="output GPTQ reproduces in 'ours': float-input (default: the weight also compensates the "
+                   "activation quantization error of its input), quantized-input (plain GPTQ) or float-model "
+                   "(GPTAQ-style, the unquantized model's inputs); see docs/llm.md")
     p.add_argument("--gbs-windows", type=int, default=1,
                    help="calibration windows the GBS objective runs on (default 1, i.e. --calib-seqlen tokens)")
     p.add_argument("--gbs-iters", type=int, default=8, help="bisection probes per GBS site (default 8; the paper: 8-10)")
@@ -134,7 +141,7 @@ def main(argv=None) -> int:
     if "fp" in args.rows:
         results["fp"] = dict(fp, kld=0.0, top1=1.0, bits_per_weight=float(torch.finfo(base.dtype).bits), seconds=time.perf_counter() - t)
         _say(_format_row("fp", results["fp"]))
-    configs = row_configs(args.bits, args.group_size)
+    configs = row_configs(args.bits, args.group_size, args.gptq_target)
     saved = None
     for row in (r for r in args.rows if r != "fp"):
         rotation, qconfig = configs[row]

@@ -80,6 +80,8 @@ def gptq_quantize(
     act_order: bool = False,
     static_groups: bool = False,
     mse_clip: bool = True,
+    cross: torch.Tensor | None = None,
+    target_damp: float = 0.01,
 ) -> GPTQResult:
     """Quantize a linear layer's weight with GPTQ.
 
@@ -112,6 +114,22 @@ def gptq_quantize(
     mse_clip : bool
         Choose scales with :func:`quant.mse_clip_search` (else the max of
         ``cfg.clip_ratio`` times the range).
+    cross : torch.Tensor, optional
+        ``(in_features, in_features)`` cross term ``2/N X^T X_t``
+        (:attr:`HessianAccumulator.cross`) when the quantized weight, fed
+        ``X``, should reproduce ``X_t W^T`` rather than ``X W^T`` -- e.g.
+        ``X`` the quantized activations and ``X_t`` the float ones, so the
+        weight compensates the activation error.  The least-squares weight
+        ``W* = argmin_V ||X_t W^T - X V^T||^2`` is quantized instead of ``W``:
+        since ``||X_t W^T - X Q^T||^2 = ||X_t W^T - X W*^T||^2 +
+        ||X (W* - Q)^T||^2``, GPTQ on ``W*`` minimizes the float-target
+        error.  The fit has a ridge ``d ||V - W||^2`` towards ``W``, so
+        ``X_t = X`` gives ``W* = W``.  The error statistics are then
+        relative to ``W*``.
+    target_damp : float
+        Ridge ``d`` of that fit, as a fraction of the mean Hessian diagonal
+        (larger: ``W*`` closer to ``W``, less overfitting of the
+        calibration set).
 
     Returns
     -------
@@ -157,6 +175,10 @@ def gptq_quantize(
 
     W = weight.detach().to(torch.float32).clone()
     H = H.detach().to(weight.device).clone()
+    reference = weight
+    if cross is not None:
+        W = _float_target(W, H, _checked_cross(cross, H), target_damp)
+        reference = W.clone()
     dead = H.diagonal() == 0
     n_dead = int(dead.sum())
     if n_dead:
@@ -233,8 +255,31 @@ def gptq_quantize(
     quantized = _assemble(codes, cfg, fixed, static, group_scale, group_zero, perm)
     if perm is not None:
         Q = Q[:, torch.argsort(perm)]
-    error = _error_stats(weight, Q, H_given, proxy, n_dead, abs_damp)
+    error = _error_stats(reference, Q, H_given, proxy, n_dead, abs_damp)
     return GPTQResult(weight=Q.to(weight.dtype), quantized=quantized, error=error)
+
+
+def _float_target(W: torch.Tensor, H: torch.Tensor, cross: torch.Tensor, damp: float) -> torch.Tensor:
+    """Least-squares weight ``(W cross^T + d W)(H + d I)^-1``, ``d = damp*mean(diag H)`` (see ``cross``)."""
+    if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not math.isfinite(damp) or damp <= 0:
+        raise ValueError(f"target_damp must be a finite number > 0, got {damp!r}")
+    H64 = H.to(torch.float64)
+    ridge = damp * float(H64.diagonal().mean()) or damp
+    L = torch.linalg.cholesky(H64 + ridge * torch.eye(H.shape[0], dtype=torch.float64, device=H.device))
+    # Ridge towards W (not towards 0): minimize ||X_t W^T - X V^T||^2 + ridge ||V - W||^2, so a
+    # target equal to the input gives V = W exactly whatever the ridge.
+    W64 = W.to(torch.float64)
+    rhs = cross.to(device=H.device, dtype=torch.float64) @ W64.T + ridge * W64.T
+    return torch.cholesky_solve(rhs, L).T.to(torch.float32).contiguous()
+
+
+def _checked_cross(cross, H: torch.Tensor) -> torch.Tensor:
+    if not isinstance(cross, torch.Tensor) or not cross.is_floating_point():
+        raise TypeError("cross must be a floating torch.Tensor (HessianAccumulator.cross)")
+    if cross.shape != H.shape:
+        raise ValueError(f"cross must have the Hessian's shape {tuple(H.shape)}, got {tuple(cross.shape)}")
+    check_finite(cross, "cross")
+    return cross
 
 
 def _grid_kind(cfg: QuantConfig) -> int:

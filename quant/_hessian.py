@@ -44,42 +44,72 @@ class HessianAccumulator:
         self.dtype = dtype
         self._device = None if device is None else torch.device(device)
         self._sum = None
+        self._cross = None
         self.nsamples = 0
 
-    def update(self, x: torch.Tensor) -> None:
+    def update(self, x: torch.Tensor, target: torch.Tensor | None = None) -> None:
         """Add a batch of inputs of shape ``(..., in_features)``; every row is a sample.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            The inputs the quantized weight will multiply.
+        target : torch.Tensor, optional
+            Same shape: the inputs the original weight *should* have seen
+            (e.g. before activation quantization).  When given, the cross
+            term ``2/N X^T X_target`` is accumulated too (:attr:`cross`),
+            for GPTQ towards the output ``X_target W^T``.  Pass it on every
+            update or on none.
 
         Raises
         ------
         TypeError
             If ``x`` is not a floating tensor.
         ValueError
-            If the last dimension is not ``in_features`` or ``x`` holds NaN/inf.
+            If the last dimension is not ``in_features``, ``x`` holds
+            NaN/inf, ``target`` does not match ``x``, or ``target`` is given
+            on some updates only.
         """
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-            raise TypeError("x must be a floating torch.Tensor")
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"x must have shape (..., {self.in_features}), got {tuple(x.shape)}"
-            )
-        rows = x.reshape(-1, self.in_features)
+        rows = self._checked_rows(x, "x")
+        if target is not None:
+            target_rows = self._checked_rows(target, "target")
+            if target_rows.shape != rows.shape:
+                raise ValueError(f"target must have the shape of x {tuple(x.shape)}, got {tuple(target.shape)}")
+        if self.nsamples and (target is None) != (self._cross is None):
+            raise ValueError("pass target on every update() or on none")
         m = rows.shape[0]
         if m == 0:
             return
-        low, high = torch.aminmax(rows)
-        if not (bool(torch.isfinite(low)) and bool(torch.isfinite(high))):
-            raise ValueError("calibration inputs contain NaN or inf")
         if self._sum is None:
             device = self._device if self._device is not None else x.device
             self._sum = torch.zeros(
                 self.in_features, self.in_features, dtype=self.dtype, device=device
             )
-        rows = rows.to(device=self._sum.device, dtype=self.dtype)
+            if target is not None:
+                self._cross = torch.zeros_like(self._sum)
         total = self.nsamples + m
+        step = (2.0 / total) ** 0.5
+        rows = rows.to(device=self._sum.device, dtype=self.dtype) * step
         self._sum.mul_(self.nsamples / total)
-        rows = rows * (2.0 / total) ** 0.5
         self._sum.addmm_(rows.T, rows)
+        if target is not None:
+            self._cross.mul_(self.nsamples / total)
+            self._cross.addmm_(rows.T, target_rows.to(device=self._sum.device, dtype=self.dtype) * step)
         self.nsamples = total
+
+    def _checked_rows(self, x, name: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating torch.Tensor")
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{name} must have shape (..., {self.in_features}), got {tuple(x.shape)}"
+            )
+        rows = x.reshape(-1, self.in_features)
+        if rows.shape[0]:
+            low, high = torch.aminmax(rows)
+            if not (bool(torch.isfinite(low)) and bool(torch.isfinite(high))):
+                raise ValueError("calibration inputs contain NaN or inf")
+        return rows
 
     @property
     def hessian(self) -> torch.Tensor:
@@ -96,6 +126,11 @@ class HessianAccumulator:
                 "call update() with at least one input row"
             )
         return self._sum
+
+    @property
+    def cross(self) -> torch.Tensor | None:
+        """``2/N X^T X_target`` when targets were passed to :meth:`update`, else None."""
+        return self._cross
 
     def __repr__(self) -> str:
         return (

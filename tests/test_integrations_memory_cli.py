@@ -82,6 +82,10 @@ def test_cli_rejects_bad_arguments(capsys):
     assert args.clip == "gbs-faithful" and args.gbs_iters == 10
     rotation, ours = cli.row_configs(3, 64)["ours"]
     assert rotation.r1 == "online" and ours.method == "gptq" and ours.clip_search
+    assert ours.gptq_target == "float-input" and cli.parse_args([]).gptq_target == "float-input"
+    assert cli.row_configs(3, 64, "quantized-input")["ours"][1].gptq_target == "quantized-input"
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--gptq-target", "fp"])
 
 
 def test_cli_table_and_atomic_outputs(tmp_path):

@@ -143,3 +143,37 @@ def test_text_and_windows():
     assert w.shape == (3, 30) and int(w[1, 0]) == 30
     with pytest.raises(ValueError, match="fewer than one window"):
         integrations.tokenize_windows("a " * 10, Tok(), seqlen=30)
+
+
+def _kld_after(cfg, x, fp):
+    model = rotate_model(small())
+    quantize_model(model, cfg, calibration=x, progress=False)
+    out = integrations.evaluate(model, x, fp_logits=fp["logprobs"], progress=False)
+    return model, out["kld"]
+
+
+def test_float_input_target_without_activation_quantizers_is_plain_gptq():
+    x = windows(2, 32)
+    fp = integrations.evaluate(rotate_model(small()), x, keep_logits=True, progress=False)
+    base = QuantizationConfig(weights=quant.QuantConfig(bits=3), activations=None, kv=None)
+    plain, _ = _kld_after(base, x, fp)
+    same, _ = _kld_after(QuantizationConfig(**{**base.__dict__, "gptq_target": "float-input"}), x, fp)
+    for (name, a), b in zip(integrations.quantized_linears(plain).items(), integrations.quantized_linears(same).values()):
+        assert torch.allclose(a.weight, b.weight, atol=1e-5), name
+
+
+@pytest.mark.parametrize("target", ["float-input", "float-model"])
+def test_float_targets_lower_the_error_of_w3a3(target):
+    x = windows(4, 64)
+    fp = integrations.evaluate(rotate_model(small()), x, keep_logits=True, progress=False)
+    cfg = QuantizationConfig.w_a_kv(3, activations=quant.QuantConfig(bits=3, granularity="token", clip_ratio=0.8))
+    _, plain = _kld_after(cfg, x, fp)
+    _, better = _kld_after(QuantizationConfig(**{**cfg.__dict__, "gptq_target": target}), x, fp)
+    assert better < plain, (better, plain)
+
+
+def test_bad_gptq_target_is_refused():
+    with pytest.raises(ValueError, match="gptq_target must be one of"):
+        QuantizationConfig(gptq_target="fp")
+    with pytest.raises(ValueError, match="target_damp"):
+        QuantizationConfig(target_damp=0.0)
