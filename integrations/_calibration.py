@@ -4,7 +4,8 @@ The calibration windows are embedded once; their hidden states then flow
 through one decoder layer at a time.  For each layer (moved to the compute
 device, processed, moved back) we (1) optionally calibrate the clip ratio of
 every activation / KV site on its local output error, (2) accumulate the
-Hessian ``2/N X^T X`` of each projection's (quantized) input and quantize the
+Hessian ``2/N X^T X`` of each projection's (quantized) input -- and, for a
+float GPTQ target, the cross term with the float input -- and quantize the
 weight with GPTQ (or RTN), (3) run the quantized layer to produce the next
 layer's inputs.  Peak memory is one layer, its Hessians and the calibration
 hidden states, whatever the depth of the model; a model larger than the GPU
