@@ -14,9 +14,9 @@ per weight, wall time):
   group-wise scales, MSE clip) on calibration data processed layer by layer,
   towards the output of the float input (so the weights also compensate the
   activation quantization error; ``--gptq-target``), asymmetric activations, and every activation/KV clip ratio calibrated by a
-  per-site grid search on the local output error (``--clip gbs`` adds
-  Gradual Binary Search with the fast objective, ``--clip gbs-faithful``
-  with the paper's).
+  per-site grid search on the local output error (``--clip gbs`` replaces
+  it by Gradual Binary Search with the fast objective, ``--clip
+  gbs-faithful`` with the paper's, both run before GPTQ).
 """
 
 from __future__ import annotations
@@ -96,9 +96,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}")
     p.add_argument("--clip", choices=CLIP_MODES, default="grid",
                    help="activation/KV clip calibration of 'ours': per-site grid search on the local output error "
-                   "(grid, default: it measured better than fast GBS here, docs/gbs.md), then Gradual Binary Search "
-                   "with the fast objective (gbs) or the paper's full-model perplexity (gbs-faithful); "
-                   "'none' keeps ratio 1")
+                   "(grid, default: it measured better than fast GBS here, docs/gbs.md), or Gradual Binary Search "
+                   "with the fast objective (gbs) or the paper's full-model perplexity (gbs-faithful), run on the "
+                   "float-weight model before GPTQ; 'none' keeps ratio 1")
     p.add_argument("--gptq-target", choices=GPTQ_TARGETS, default="float-input",
                    help="output GPTQ reproduces in 'ours': float-input (default: the weight also compensates the "
                    "activation quantization error of its input), quantized-input (plain GPTQ) or float-model "
@@ -151,14 +151,16 @@ def main(argv=None) -> int:
             rotate_model(model, rotation)
         if row == "ours" and args.clip == "none":
             qconfig = dataclasses.replace(qconfig, clip_search=False)
-        quantize_model(model, qconfig, calibration=calib_windows if row == "ours" else None, device=args.device, progress=progress)
         if row == "ours" and args.clip.startswith("gbs"):
-            from .gbs import calibrate_clip_ratios
+            from .gbs import quantize_with_gbs
 
-            # GPTQ above saw inputs clipped at the grid-searched ratios; GBS then re-searches every
-            # activation/KV ratio on the quantized model (each site starts off, as in the paper)
-            calibrate_clip_ratios(model, calib_windows[: args.gbs_windows], max_iter=args.gbs_iters,
-                                  method="faithful" if args.clip == "gbs-faithful" else "fast", progress=progress)
+            # GBS on the float-weight model first, then GPTQ on inputs clipped at the found ratios
+            quantize_with_gbs(model, qconfig, calib_windows, gbs_calibration=calib_windows[: args.gbs_windows],
+                              method="faithful" if args.clip == "gbs-faithful" else "fast",
+                              max_iter=args.gbs_iters, device=args.device, progress=progress)
+        else:
+            quantize_model(model, qconfig, calibration=calib_windows if row == "ours" else None,
+                           device=args.device, progress=progress)
         r = evaluate(model, eval_windows, fp_logits=reference, progress=progress)
         r["bits_per_weight"] = weight_bits(model)
         r["seconds"] = time.perf_counter() - t

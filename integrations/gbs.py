@@ -42,6 +42,7 @@ from quant import gbs
 __all__ = [
     "METHODS",
     "calibrate_clip_ratios",
+    "quantize_with_gbs",
     "apply_clip_ratios",
     "save_clip_ratios",
     "load_clip_ratios",
@@ -146,6 +147,64 @@ def calibrate_clip_ratios(
         raise
     switch.set(result.ratios)
     return result.ratios
+
+
+def quantize_with_gbs(
+    model,
+    config,
+    calibration: torch.Tensor,
+    *,
+    gbs_calibration: torch.Tensor | None = None,
+    method: str = "fast",
+    max_iter: int = 8,
+    window: int = 1,
+    device=None,
+    progress: bool = True,
+) -> dict:
+    """Search every clip ratio by GBS on the float-weight model, then quantize with them.
+
+    The search runs first, with the activation/KV quantizers of ``config``
+    installed and the weights still in float, so its objectives compare
+    against the unquantized model; the weights are then quantized by
+    ``integrations.quantize_model`` with the ratios fixed, so GPTQ sees (and,
+    with a float ``gptq_target``, compensates) exactly the clipping the
+    model will run with.  The paper searches after quantizing the weights;
+    with weights fitted to their clipped inputs, changing the ratios
+    afterwards undoes part of that fit (measured in docs/gbs.md).
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        Usually rotated (``integrations.rotate_model``); quantized in place.
+    config : integrations.QuantizationConfig
+        Its ``clip_search`` and ``clip_ratios`` are replaced by the search.
+    calibration : torch.Tensor
+        ``(windows, seqlen)`` token ids for GPTQ.
+    gbs_calibration : torch.Tensor, optional
+        Token ids for the search (default: the first window of ``calibration``).
+    method, max_iter, window :
+        As in :func:`calibrate_clip_ratios`.
+    device, progress :
+        As in ``integrations.quantize_model``.
+
+    Returns
+    -------
+    dict of str to float
+        The ratio of every site, as applied.
+    """
+    import dataclasses
+
+    from integrations import QuantizationConfig, install_quantizers, quantize_model
+
+    if not isinstance(config, QuantizationConfig):
+        raise TypeError(f"config must be an integrations.QuantizationConfig, got {type(config).__name__}")
+    search_ids = calibration[:1] if gbs_calibration is None else gbs_calibration
+    install_quantizers(model, dataclasses.replace(config, weights=None, clip_ratios={}))
+    ratios = calibrate_clip_ratios(model, search_ids, method=method, max_iter=max_iter, window=window,
+                                   progress=progress)
+    final = dataclasses.replace(config, clip_search=False, clip_ratios=ratios)
+    quantize_model(model, final, calibration, device=device, progress=progress)
+    return ratios
 
 
 def apply_clip_ratios(model, ratios: Mapping[str, float], *, bits: int | None = None) -> None:

@@ -181,3 +181,21 @@ def test_a_site_without_bits_needs_a_bit_width(tiny):
             gbs.calibrate_clip_ratios(model, ids, progress=False)
     finally:
         sites["layers.0.q_proj"].bits = 3
+
+
+def test_quantize_with_gbs_searches_first_then_fits_the_weights_to_the_ratios():
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, head_dim=32, vocab_size=50,
+    )
+    model = integrations.rotate_model(transformers.LlamaForCausalLM(cfg).eval())
+    ids = torch.randint(0, 50, (2, 16), generator=torch.Generator().manual_seed(1))
+    config = integrations.QuantizationConfig.w_a_kv(3, clip_search=True, gptq_target="float-input")
+    ratios = gbs.quantize_with_gbs(model, config, ids, max_iter=2, progress=False)
+    sites = integrations.quantizer_sites(model)
+    assert set(ratios) == set(sites)
+    assert all(sites[n].clip_ratio == r and sites[n].bits == 3 for n, r in ratios.items())
+    assert all(m.quantized is not None for m in integrations.quantized_linears(model).values())
+    with pytest.raises(TypeError, match="QuantizationConfig"):
+        gbs.quantize_with_gbs(model, {"bits": 3}, ids)
