@@ -51,7 +51,7 @@ def parse_args(argv=None):
                    help="weight quantizer (per channel, MSE clip)")
     p.add_argument("--group-size", type=int, default=64,
                    help="weight group size (0: per output channel, the paper's setting); default 64 as the main job")
-    p.add_argument("--gptq-target", choices=["quantized-input", "float-input", "float-model"], default="float-input",
+    p.add_argument("--gptq-target", choices=integrations.GPTQ_TARGETS, default="float-input",
                    help="integrations.QuantizationConfig.gptq_target; default float-input as the main job")
     p.add_argument("--r1", choices=["fused", "online"], default="online",
                    help="R1 mode (integrations.RotationConfig.r1); default online as the main job")
@@ -92,7 +92,7 @@ def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, eval_data, fp_logprobs
     config = integrations.QuantizationConfig.w_a_kv(
         bits, method=args.weight_method, weights=weights, act_order=True, static_groups=args.group_size > 0,
         activations=quant.QuantConfig(bits=bits, granularity="token", symmetric=False),
-        gptq_target=args.gptq_target, target_damp=1.0)
+        gptq_target=args.gptq_target)
     integrations.quantize_model(model, config, gptq_calib, progress=False)
     log(f"W{bits}A{bits}KV{bits}: weights {args.weight_method} {time.perf_counter() - t0:.1f} s")
     sites = integrations.quantizer_sites(model)

@@ -11,6 +11,7 @@ from ._expansion import DimensionError, ExpandedRMSNorm, plan_dimension
 from ._families import SUPPORTED_MODEL_TYPES, UnsupportedModelError, family_of
 from ._loading import default_model_path, load_model, load_tokenizer
 from ._quantized import (
+    GPTQ_TARGETS,
     ActivationQuantizer,
     QuantizationConfig,
     QuantizedLinear,
@@ -32,6 +33,7 @@ __all__ = [
     "ActivationQuantizer",
     "DimensionError",
     "ExpandedRMSNorm",
+    "GPTQ_TARGETS",
     "LayerInputs",
     "QuantizationConfig",
     "QuantizedLinear",

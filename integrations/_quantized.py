@@ -172,7 +172,7 @@ class QuantizationConfig:
         too, as GPTAQ).  See ``cross`` in :func:`quant.gptq_quantize`.
     target_damp : float
         Ridge of the least-squares fit behind a float target (fraction of
-        the mean Hessian diagonal).
+        the mean Hessian diagonal; see ``quant.gptq_quantize``).
 
     Examples
     --------
@@ -199,7 +199,7 @@ class QuantizationConfig:
     clip_search: bool = False
     clip_grid: tuple[float, ...] = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)
     gptq_target: str = "quantized-input"
-    target_damp: float = 0.01
+    target_damp: float = 1.0
 
     def __post_init__(self):
         if self.weights is not None and not isinstance(self.weights, quant.QuantConfig):

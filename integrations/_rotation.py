@@ -12,9 +12,10 @@ Where the rotations go (QuaRot/SpinQuant naming, see docs/llm.md):
   untied first.  With ``r1="online"`` the stream is left alone instead:
   each RMSNorm keeps its weight and the input of q/k/v and of gate/up is
   rotated online (fast transform) after the norm, the weights absorbing the
-  transpose; the o_proj input is then also rotated online across heads.  The quantized signal is then ``H (x * g)`` rather than
-  ``H x`` with ``g`` folded into the weights, which on SmolLM2 cuts the
-  3-bit output error of gate/up 2.5-3.6x (docs/llm.md).
+  transpose; the o_proj input is then also rotated online across heads.
+  The quantized signal is then ``H (x * g)`` rather than ``H x`` with
+  ``g`` folded into the weights, which on SmolLM2 cuts the 3-bit output
+  error of gate/up 2.5-3.6x (docs/llm.md).
 * R2 (head_dim): per head on ``v_proj``'s output and ``o_proj``'s input.
 * R3 (head_dim): online on queries and keys after RoPE (attention function).
 * R4 (intermediate size): online before ``down_proj``, whose weight absorbs

@@ -13,10 +13,11 @@ per weight, wall time):
   RMSNorm (``RotationConfig(r1="online")``), R2-R4, GPTQ (act-order,
   group-wise scales, MSE clip) on calibration data processed layer by layer,
   towards the output of the float input (so the weights also compensate the
-  activation quantization error; ``--gptq-target``), asymmetric activations, and every activation/KV clip ratio calibrated by a
-  per-site grid search on the local output error (``--clip gbs`` replaces
-  it by Gradual Binary Search with the fast objective, ``--clip
-  gbs-faithful`` with the paper's, both run before GPTQ).
+  activation quantization error; ``--gptq-target``), asymmetric
+  activations, and every activation/KV clip ratio calibrated by a per-site
+  grid search on the local output error (``--clip gbs`` replaces it by
+  Gradual Binary Search with the fast objective, ``--clip gbs-faithful``
+  with the paper's, both run before GPTQ).
 """
 
 from __future__ import annotations
@@ -75,7 +76,6 @@ def row_configs(bits: int, group_size: int, gptq_target: str = "float-input") ->
         kv=kv,
         clip_search=True,
         gptq_target=gptq_target,
-        target_damp=1.0,
     )
     return {"rtn": (None, rtn), "quarot": (RotationConfig(), quarot), "ours": (RotationConfig(r1="online"), ours)}
 

@@ -30,6 +30,7 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -192,8 +193,6 @@ def quantize_with_gbs(
     dict of str to float
         The ratio of every site, as applied.
     """
-    import dataclasses
-
     from integrations import QuantizationConfig, install_quantizers, quantize_model
 
     if not isinstance(config, QuantizationConfig):
