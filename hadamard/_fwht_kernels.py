@@ -7,25 +7,32 @@ chooses the kernel; nothing here checks its arguments.
 
 Why the code looks the way it does (each point was measured):
 
-* The first levels (those inside one SIMD vector and the next 3 across 8
-  vectors) are written as explicit LLVM vector IR (:func:`_wht_in_registers`,
-  a numba intrinsic): numba switches LLVM's SLP vectorizer off by default,
-  and even with it on (``numba.core.config.SLP_VECTORIZE``) fully unrolled
-  scalar butterflies became 4-wide shuffle chains that cost 2.5x more per
-  level (float32) than the shuffle/add/sub/blend sequence here. So no
-  numba setting is changed. Compiled code is cached on disk
+* All butterflies are written as explicit LLVM vector IR (numba
+  intrinsics): numba switches LLVM's SLP vectorizer off by default, and even
+  with it on (``numba.core.config.SLP_VECTORIZE``) fully unrolled scalar
+  butterflies became 4-wide shuffle chains that cost 2.5x more per level
+  (float32). So no numba setting is changed. Compiled code is cached on disk
   (``cache=True``): the JIT cost (tens of seconds for all kernels) is paid
   once per machine.
-* Inner loops index contiguous slice views with an index from ``range``
-  (``a0[i]``) rather than computed indices (``a[j + h + i]``): numba's
-  wraparound handling of possibly-negative computed indices keeps LLVM from
-  vectorizing, while the slice form vectorizes.
-* After the in-register block (64 float32 or 32 float64 values) the first
-  pass over memory has ``h >= 32``, long enough for the vectorized loop
-  body (with ``h = 16`` it ran in the scalar remainder loop, 2-3x slower
-  per level). Wider levels go two at a time (radix-4), which halves the
-  passes over memory; rows are processed in blocks that fit the L1 cache
-  before the widest levels run over the whole row (L2).
+* The first levels run in registers on 8 AVX2 vectors
+  (:func:`_wht_in_registers`). A level inside one vector is a shuffle and
+  one FMA by a +-1 vector, ``fma(s, v, shuffle(v))`` -- exact, and half the
+  instructions of FFHT's shuffle/add/sub/blend (25 % more float32
+  throughput, 10-15 % float64). Writing the differences of the levels across
+  vectors as ``fma(b, -1, a)`` too (to spread them over the FMA ports) was
+  5-10 % slower and is not done.
+* The later levels go three at a time (radix-8: one read and write of the
+  array per three levels), or as radix-4/radix-2 passes for what is left;
+  each pass calls a kernel that loads 8 vectors (8 legs of one column, or 4
+  legs of 2 columns, or 2 legs of 4), so every register is in use and no
+  loop carries aliasing checks or scalar remainders.
+* Rows up to 16 KiB are transformed a block of whole rows at a time: a pass
+  with stride ``h < n`` over back-to-back rows is the same pass on every row,
+  so short rows cost no per-row work. Longer rows go in 16 KiB blocks (8 and
+  32 KiB measured slower) that are finished before the widest levels run
+  over the whole row. The in-register pass over a block prefetches the next
+  block, so that memory is read while the block is computed (10-15 % on
+  arrays larger than the caches).
 * The ``H_m`` part (``m`` a multiple of 4) is a Four-Russians product on
   column blocks: 8 signed sums per group of 4 rows, then ``m/4``
   multiply-adds per output, all contiguous loops the loop vectorizer handles.
@@ -39,22 +46,46 @@ from numba import get_num_threads as numba_threads
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-L1_BLOCK = {4: 2048, 8: 1024}
-"""Elements per cache block, by item size (8 KiB: a quarter of a 32 KiB L1d)."""
+L1_BLOCK = {4: 4096, 8: 2048}
+"""Elements per cache block, by item size (16 KiB: half of a 32 KiB L1d; 8 and 32 KiB measured slower)."""
 
 IN_REGISTER = {4: 64, 8: 32}
 """Values per in-register block (``VECTORS`` 256-bit vectors), by item size."""
 
 
-# ---- in-register first levels: explicit SIMD through an LLVM intrinsic ----
+# ---- explicit SIMD through LLVM intrinsics ----
 
 VECTORS = 8
-"""Vectors held in registers by :func:`_wht_in_registers` (of 16 AVX2 registers)."""
+"""Vectors held in registers by the kernels below (of 16 AVX2 registers)."""
 
+PREFETCH_LOCALITY = 3
+PREFETCH_AHEAD = 1
+
+
+def _vector_setup(context, builder, arrty, arg):
+    ary = context.make_array(arrty)(context, builder, arg)
+    fty = context.get_value_type(arrty.dtype)
+    lanes = 8 if arrty.dtype == types.float32 else 4
+    vty = ir.VectorType(fty, lanes)
+    align = context.get_abi_sizeof(fty)  # rows need not be 32-byte aligned
+    return ary.data, fty, lanes, vty, align
+
+
+def _as_i64(builder, v):
+    i64 = ir.IntType(64)
+    return v if v.type == i64 else builder.sext(v, i64)
+
+
+def _fma(builder, a, b, c):
+    """``a * b + c`` rounded once (``llvm.fma`` on vectors; llvmlite's ``builder.fma`` takes scalars only)."""
+    vty = a.type
+    name = f"llvm.fma.v{vty.count}{'f32' if vty.element == ir.FloatType() else 'f64'}"
+    fn = builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(vty, [vty] * 3), name)
+    return builder.call(fn, [a, b, c])
 
 
 def _butterfly_network(builder, vs):
-    """Emit the in-register Sylvester butterflies over the list of LLVM vectors ``vs`` (in place)."""
+    """Emit the Sylvester butterflies over the list of LLVM vectors ``vs`` (in place)."""
     step = 1
     while step < len(vs):
         for k in range(len(vs)):
@@ -63,39 +94,34 @@ def _butterfly_network(builder, vs):
                 vs[k], vs[k + step] = builder.fadd(a, b), builder.fsub(a, b)
         step *= 2
 
+
 @intrinsic
 def _wht_in_registers(typingctx, arr, start):
     """All butterfly levels of the ``VECTORS * lanes`` values ``arr[start:]``, in place.
 
-    ``lanes`` is 8 for float32 and 4 for float64 (256-bit vectors). Levels
-    inside a vector are one shuffle, an add, a subtract and a blend each --
-    the FFHT recipe, which LLVM's SLP vectorizer does not find from scalar
-    code (it produced 4-wide shuffle chains 2.5x slower per level here);
-    levels across vectors are plain vector adds and subtracts.
+    ``lanes`` is 8 for float32 and 4 for float64 (256-bit vectors). A level
+    inside a vector is one shuffle and one FMA: ``fma(s, v, shuffle(v))`` with
+    ``s = +1`` on the lanes whose bit ``h`` is clear (``x_j + x_(j^h)``) and
+    ``-1`` where it is set (``x_(j^h) - x_j``); multiplying by +-1 is exact,
+    so this is the add/sub/blend recipe of FFHT in half the instructions.
+    Levels across vectors are :func:`_butterfly_network`.
     """
     if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
         return None
     sig = types.void(arr, start)
 
     def codegen(context, builder, signature, args):
-        arrty = signature.args[0]
-        ary = context.make_array(arrty)(context, builder, args[0])
-        fty = context.get_value_type(arrty.dtype)
-        lanes = 8 if arrty.dtype == types.float32 else 4
-        vty = ir.VectorType(fty, lanes)
+        data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
         i32 = ir.IntType(32)
-        vptr = builder.bitcast(builder.gep(ary.data, [args[1]]), vty.as_pointer())
-        align = context.get_abi_sizeof(fty)  # rows need not be 32-byte aligned
+        vptr = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), vty.as_pointer())
         ptrs = [builder.gep(vptr, [ir.Constant(ir.IntType(64), k)]) for k in range(VECTORS)]
         vs = [builder.load(q, align=align) for q in ptrs]
         h = 1
         while h < lanes:
             partner = ir.Constant(ir.VectorType(i32, lanes), [j ^ h for j in range(lanes)])
-            pick = ir.Constant(ir.VectorType(i32, lanes), [j + lanes if j & h else j for j in range(lanes)])
+            sign = ir.Constant(vty, [-1.0 if j & h else 1.0 for j in range(lanes)])
             for k, v in enumerate(vs):
-                t = builder.shuffle_vector(v, v, partner)
-                # lane j keeps x_j + x_(j^h) when bit h of j is clear, else x_(j^h) - x_j
-                vs[k] = builder.shuffle_vector(builder.fadd(v, t), builder.fsub(t, v), pick)
+                vs[k] = _fma(builder, sign, v, builder.shuffle_vector(v, v, partner))
             h *= 2
         _butterfly_network(builder, vs)
         for q, v in zip(ptrs, vs):
@@ -106,77 +132,71 @@ def _wht_in_registers(typingctx, arr, start):
 
 
 @intrinsic
-def _radix8_vectors(typingctx, arr, start, h):
-    """Levels ``h, 2h, 4h`` on the 8 vectors at ``arr[start + k*h]``, ``k = 0..7``, in place.
-
-    One vector (8 float32 / 4 float64) from each of the 8 butterfly legs:
-    three levels per pass over memory, without the aliasing checks and
-    remainder loops LLVM adds to the equivalent slice loops.
-    """
+def _prefetch(typingctx, arr, start):
+    """Prefetch (for writing) the ``VECTORS`` vectors at ``arr[start:]``; never faults, whatever ``start``."""
     if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
         return None
-    sig = types.void(arr, start, h)
+    sig = types.void(arr, start)
 
     def codegen(context, builder, signature, args):
-        arrty = signature.args[0]
-        ary = context.make_array(arrty)(context, builder, args[0])
-        fty = context.get_value_type(arrty.dtype)
-        lanes = 8 if arrty.dtype == types.float32 else 4
-        vty = ir.VectorType(fty, lanes)
-        align = context.get_abi_sizeof(fty)
-        i64 = ir.IntType(64)
-        start_, h_ = builder.sext(args[1], i64) if args[1].type != i64 else args[1], args[2]
-        if h_.type != i64:
-            h_ = builder.sext(h_, i64)
-        ptrs = []
-        for k in range(8):
-            off = builder.add(start_, builder.mul(h_, ir.Constant(i64, k)))
-            ptrs.append(builder.bitcast(builder.gep(ary.data, [off]), vty.as_pointer()))
-        vs = [builder.load(q, align=align) for q in ptrs]
-        _butterfly_network(builder, vs)
-        for q, v in zip(ptrs, vs):
-            builder.store(v, q, align=align)
+        data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = builder.module.globals.get("llvm.prefetch.p0") or ir.Function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        base = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), i8p)
+        for line in range(0, VECTORS * 32, 64):
+            q = builder.gep(base, [ir.Constant(ir.IntType(64), line)])
+            builder.call(fn, [q, ir.Constant(i32, 1), ir.Constant(i32, PREFETCH_LOCALITY), ir.Constant(i32, 1)])
         return context.get_dummy_value()
 
     return sig, codegen
 
 
+def _columns_kernel(radix):
+    """An intrinsic ``(arr, start, h)``: levels ``h .. radix*h/2`` on ``VECTORS`` vectors.
+
+    The vectors are ``arr[start + r*h + c*lanes]`` for ``r < radix`` and
+    ``c < VECTORS // radix`` (``h >= VECTORS // radix * lanes``): ``radix``-point
+    butterflies down each of the ``c`` columns, with every register in use.
+    """
+    cols = VECTORS // radix
+
+    @intrinsic
+    def kernel(typingctx, arr, start, h):
+        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
+            return None
+        sig = types.void(arr, start, h)
+
+        def codegen(context, builder, signature, args):
+            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
+            i64 = ir.IntType(64)
+            start_, h_ = _as_i64(builder, args[1]), _as_i64(builder, args[2])
+            ptrs = []
+            for c in range(cols):
+                for r in range(radix):
+                    off = builder.add(start_, builder.add(builder.mul(h_, ir.Constant(i64, r)), ir.Constant(i64, c * lanes)))
+                    ptrs.append(builder.bitcast(builder.gep(data, [off]), vty.as_pointer()))
+            vs = [builder.load(q, align=align) for q in ptrs]
+            for c in range(cols):
+                col = vs[c * radix : (c + 1) * radix]
+                _butterfly_network(builder, col)
+                vs[c * radix : (c + 1) * radix] = col
+            for q, v in zip(ptrs, vs):
+                builder.store(v, q, align=align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return kernel
+
+
+_radix8_vectors = _columns_kernel(8)
+_radix4_vectors = _columns_kernel(4)
+_radix2_vectors = _columns_kernel(2)
+
+
 # ---- butterfly passes over memory ----
-
-
-@njit(cache=True)
-def _radix2_pass(a, h):
-    for j in range(0, a.size, 2 * h):
-        a0 = a[j : j + h]
-        a1 = a[j + h : j + 2 * h]
-        for i in range(h):
-            x0 = a0[i]
-            x1 = a1[i]
-            a0[i] = x0 + x1
-            a1[i] = x0 - x1
-
-
-@njit(cache=True)
-def _radix4_pass(a, h):
-    # levels h and 2h at once: one read and one write of ``a`` instead of two
-    for j in range(0, a.size, 4 * h):
-        a0 = a[j : j + h]
-        a1 = a[j + h : j + 2 * h]
-        a2 = a[j + 2 * h : j + 3 * h]
-        a3 = a[j + 3 * h : j + 4 * h]
-        for i in range(h):
-            x0 = a0[i]
-            x1 = a1[i]
-            x2 = a2[i]
-            x3 = a3[i]
-            s01 = x0 + x1
-            d01 = x0 - x1
-            s23 = x2 + x3
-            d23 = x2 - x3
-            a0[i] = s01 + s23
-            a1[i] = d01 + d23
-            a2[i] = s01 - s23
-            a3[i] = d01 - d23
 
 
 @njit(cache=True)
@@ -187,40 +207,103 @@ def _radix8_pass(a, h, lanes):
 
 
 @njit(cache=True)
-def _levels_from(a, h):
-    """Butterfly levels ``h, 2h, ..., a.size/2`` of ``a``."""
-    n = a.size
-    lanes = 32 // a.itemsize
-    if h >= lanes:
-        while 8 * h <= n:
-            _radix8_pass(a, h, lanes)
-            h *= 8
-    while 4 * h <= n:
-        _radix4_pass(a, h)
-        h *= 4
-    if 2 * h <= n:
-        _radix2_pass(a, h)
+def _radix4_pass(a, h, lanes):
+    for j in range(0, a.size, 4 * h):
+        for i in range(j, j + h, 2 * lanes):
+            _radix4_vectors(a, i, h)
 
 
 @njit(cache=True)
-def _in_register_levels(a, reg):
+def _radix2_pass(a, h, lanes):
+    for j in range(0, a.size, 2 * h):
+        for i in range(j, j + h, 4 * lanes):
+            _radix2_vectors(a, i, h)
+
+
+@njit(cache=True)
+def _levels(a, h, stop, lanes):
+    """Butterfly levels ``h, 2h, ..., stop/2`` of every length-``stop`` block of ``a``.
+
+    ``h >= 4 * lanes``. Three levels per pass over memory where possible; a
+    remainder of 4 levels goes as two radix-4 passes rather than 8 + 2.
+    """
+    while h < stop:
+        left = stop // h
+        if left == 2:
+            _radix2_pass(a, h, lanes)
+            h *= 2
+        elif left == 4 or left == 16:
+            _radix4_pass(a, h, lanes)
+            h *= 4
+        else:
+            _radix8_pass(a, h, lanes)
+            h *= 8
+
+
+@njit(cache=True)
+def _small_levels(a, n):
+    """All levels of the length-``n`` rows of ``a`` (``n`` below one in-register block): scalar code."""
+    for j in range(0, a.size, n):
+        h = 1
+        while h < n:
+            for k in range(j, j + n, 2 * h):
+                for i in range(k, k + h):
+                    x0 = a[i]
+                    x1 = a[i + h]
+                    a[i] = x0 + x1
+                    a[i + h] = x0 - x1
+            h *= 2
+
+
+@njit(cache=True)
+def _in_register_levels(a, reg, ahead):
     for k in range(0, a.size, reg):
+        _prefetch(a, k + ahead)
         _wht_in_registers(a, k)
+
+
+@njit(cache=True)
+def _scale(a, scale):
+    if scale != 1:
+        for i in range(a.size):
+            a[i] *= scale
+
+
+@njit(cache=True)
+def _sylvester_rows(a, n, reg, block, scale):
+    """``a <- scale * H_n a`` on each of the length-``n`` rows stored back to back in the flat ``a``.
+
+    ``n`` a power of two. Rows up to ``block`` long are transformed a block of
+    whole rows at a time (no per-row work: every pass runs over the block);
+    longer rows block by block and then the widest levels over the row. The
+    scale is applied while the block (or row) is still in cache.
+    """
+    if n < reg:
+        _small_levels(a, n)
+        _scale(a, scale)
+        return
+    lanes = 32 // a.itemsize
+    if n <= block:
+        for j in range(0, a.size, block):
+            b = a[j : j + block]
+            _in_register_levels(b, reg, PREFETCH_AHEAD * block)
+            _levels(b, reg, n, lanes)
+            _scale(b, scale)
+        return
+    for r in range(0, a.size, n):
+        row = a[r : r + n]
+        for j in range(0, n, block):
+            b = row[j : j + block]
+            _in_register_levels(b, reg, PREFETCH_AHEAD * block)
+            _levels(b, reg, block, lanes)
+        _levels(row, block, n, lanes)
+        _scale(row, scale)
 
 
 @njit(cache=True)
 def _sylvester_row(a, reg, block):
     """``a <- H_p a`` for ``p = a.size`` a power of two (unnormalized)."""
-    n = a.size
-    if n < reg:
-        _levels_from(a, 1)
-        return
-    b = min(block, n)
-    for j in range(0, n, b):
-        sub = a[j : j + b]
-        _in_register_levels(sub, reg)
-        _levels_from(sub, reg)
-    _levels_from(a, b)
+    _sylvester_rows(a, a.size, reg, block, 1.0)
 
 
 # ---- the dense H_m part ----
@@ -319,8 +402,7 @@ def _transform_row(a, p, codes, gsigns, w, pre, post, scale, reg, block, table):
         for i in range(n):
             a[i] *= pre[i]
     if p > 1:
-        for j in range(0, n, p):
-            _sylvester_row(a[j : j + p], reg, block)
+        _sylvester_rows(a, p, reg, block, 1.0)
     if codes.shape[1] > 0:
         _dense_part(a, p, codes, gsigns, w, table)
     if post.size:
@@ -347,12 +429,7 @@ def transform_serial(x, p, codes, gsigns, w, pre, post, scale, reg, block):
 @njit(cache=True)
 def sylvester_serial(x, scale, reg, block):
     """``x <- scale * x @ H_p`` on the rows of ``x`` (2-D, C-contiguous, ``p`` a power of two), one thread."""
-    for r in range(x.shape[0]):
-        a = x[r]
-        _sylvester_row(a, reg, block)
-        if scale != 1:
-            for i in range(a.size):
-                a[i] *= scale
+    _sylvester_rows(x.reshape(x.size), x.shape[1], reg, block, scale)
 
 
 @njit(cache=True, parallel=True)
