@@ -157,6 +157,20 @@ def fwht(x, axis: int = -1, *, normalized: bool = True, signs=None, inverse: boo
     .. [2] A. Andoni et al., FFHT: "Practical and optimal LSH for angular
        distance", NeurIPS 2015 (the SIMD kernel design compared against).
     """
+    if type(x) is np.ndarray and signs is None and axis == -1 and (out is x or out is None) and x.ndim:
+        # Shortest path (one or a few vectors of a power-of-two length): two-argument kernel
+        # with fixed signatures; anything it does not take (dtype, layout, read-only, ndim > 3)
+        # raises TypeError before any work and goes on to the paths below.
+        n = x.shape[-1]
+        if n and not n & (n - 1) and x.size <= _SERIAL_MAX_ELEMENTS and (out is x or x.dtype.char in "fd"):
+            work = x if out is x else np.array(x, order="C", copy=True)
+            scale = 1 / math.sqrt(n) if normalized else (1.0 / n if inverse else 1.0)
+            try:
+                (_INPLACE or _inplace_kernel())(work, scale)
+            except TypeError:
+                pass
+            else:
+                return work
     if (
         type(x) is np.ndarray
         and signs is None
@@ -386,6 +400,16 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
     else:
         chunk = max(1, -(-work.shape[0] // (threads * _TASKS_PER_THREAD)))
         kernels.transform_parallel(*args, chunk)
+
+
+_INPLACE = None
+"""``_fwht_kernels.sylvester_inplace`` once loaded (a global: the latency path looks it up per call)."""
+
+
+def _inplace_kernel():
+    global _INPLACE
+    _INPLACE = _kernels().sylvester_inplace
+    return _INPLACE
 
 
 @lru_cache(maxsize=1)

@@ -432,6 +432,36 @@ def sylvester_serial(x, scale, reg, block):
     _sylvester_rows(x.reshape(x.size), x.shape[1], reg, block, scale)
 
 
+@intrinsic
+def _like_elements(typingctx, arr, value):
+    """``value`` converted to ``arr``'s element type (as ``np.float32(value)`` would round it)."""
+    if not isinstance(arr, types.Array):
+        return None
+    sig = arr.dtype(arr, value)
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[1], signature.args[1], signature.return_type)
+
+    return sig, codegen
+
+
+@njit(
+    [f"void({t}[{dims}::1], float64)" for t in ("float32", "float64") for dims in ("", ":, ", ":, :, ")],
+    cache=True,
+)
+def sylvester_inplace(x, scale):
+    """``x <- scale * x @ H_p`` on the last axis of ``x`` (1-, 2- or 3-D, C-contiguous, writeable,
+    ``p = x.shape[-1]`` a power of two), one thread.
+
+    The latency path: two arguments and fixed signatures, so that numba's dispatch is as
+    short as it gets and any other input (dtype, layout, read-only) raises TypeError
+    instead of compiling. ``scale`` is rounded to the element type first, as the
+    general path does.
+    """
+    itemsize = x.itemsize
+    _sylvester_rows(x.reshape(x.size), x.shape[-1], 256 // itemsize, 16384 // itemsize, _like_elements(x, scale))
+
+
 @njit(cache=True, parallel=True)
 def transform_parallel(x, p, codes, gsigns, w, pre, post, scale, reg, block, chunk):
     """In place on the rows of ``x`` (2-D, C-contiguous), ``chunk`` rows per parallel task.
