@@ -369,11 +369,13 @@ def _group_codes(m: int, dtype: str, transpose: bool) -> tuple[np.ndarray, np.nd
 def _column_block(ngroups: int, p: int, itemsize: int) -> int:
     """Columns per block of the ``H_m`` product.
 
-    At least 64 when ``p`` allows: the vectorized inner loops handle 32
-    elements per iteration and shorter rows fall to scalar remainder loops;
-    wider blocks only grow the table (``ngroups * 8 * w`` values).
+    256 when ``p`` allows: the vectorized inner loops handle 32 elements
+    per iteration and shorter rows fall to scalar remainder loops, and each
+    loop has a fixed cost (aliasing checks), so longer is better -- 256
+    measured 15-30 % faster than 64 at ``p = 2^10`` for ``m = 28, 172`` --
+    while the table (``ngroups * 8 * w`` values) grows with ``w``.
     """
-    return max(1, min(p, 64))
+    return max(1, min(p, 256))
 
 
 def _run(work: np.ndarray, spec: _Spec) -> None:
