@@ -15,7 +15,7 @@ bisection finds for an objective:
 ``"kl"``
     Prefix caching, scored by the KL divergence of the logits to those of
     the model with every activation/KV site off.
-``"fast"`` (default)
+``"fast"``
     Prefix caching and a local objective: the relative squared error of the
     hidden state ``window`` blocks after the current one, against the same
     model with every activation/KV site off, per token and averaged over
@@ -60,7 +60,7 @@ def calibrate_clip_ratios(
     model,
     calibration: torch.Tensor,
     *,
-    method: str = "fast",
+    method: str = "local",
     bits: int | None = None,
     kv_bits: int | None = None,
     state_path: str | os.PathLike | None = None,
@@ -170,7 +170,7 @@ def quantize_with_gbs(
     calibration: torch.Tensor,
     *,
     gbs_calibration: torch.Tensor | None = None,
-    method: str = "fast",
+    method: str = "local",
     max_iter: int = 8,
     window: int = 1,
     tokens: int = 2048,
@@ -197,7 +197,8 @@ def quantize_with_gbs(
     calibration : torch.Tensor
         ``(windows, seqlen)`` token ids for GPTQ.
     gbs_calibration : torch.Tensor, optional
-        Token ids for the search (default: the first window of ``calibration``).
+        Token ids for the search (default: ``calibration`` for ``method="local"``,
+        which scores its first ``tokens`` tokens, else its first window).
     method, max_iter, window, tokens :
         As in :func:`calibrate_clip_ratios`.
     device, progress :
@@ -212,7 +213,10 @@ def quantize_with_gbs(
 
     if not isinstance(config, QuantizationConfig):
         raise TypeError(f"config must be an integrations.QuantizationConfig, got {type(config).__name__}")
-    search_ids = calibration[:1] if gbs_calibration is None else gbs_calibration
+    if gbs_calibration is not None:
+        search_ids = gbs_calibration
+    else:
+        search_ids = calibration if method == "local" else calibration[:1]
     install_quantizers(model, dataclasses.replace(config, weights=None, clip_ratios={}))
     ratios = calibrate_clip_ratios(model, search_ids, method=method, max_iter=max_iter, window=window,
                                    tokens=tokens, progress=progress)

@@ -194,6 +194,9 @@ def test_an_interrupted_search_leaves_the_model_as_it_came(tiny, monkeypatch):
 
     monkeypatch.setattr(gbs._CachedObjective, "__call__", boom)
     with pytest.raises(KeyboardInterrupt):
+        gbs.calibrate_clip_ratios(model, ids, method="fast", progress=False)
+    monkeypatch.setattr(gbs._LocalObjective, "__call__", boom)
+    with pytest.raises(KeyboardInterrupt):
         gbs.calibrate_clip_ratios(model, ids, progress=False)
     assert {n: (s.bits, s.clip_ratio) for n, s in sites.items()} == before
 
