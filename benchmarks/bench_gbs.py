@@ -58,6 +58,11 @@ def parse_args(argv=None):
     p.add_argument("--max-iter", type=int, default=10, help="bisection probes per site")
     p.add_argument("--methods", nargs="*", default=["fast"], choices=gbs.METHODS,
                    help="GBS variants run on the full model")
+    p.add_argument("--gbs-first", nargs="*", default=[], choices=gbs.METHODS,
+                   help="also run these GBS variants the main job's way: search on the float-weight model, "
+                   "then GPTQ fitted to the ratios found (integrations.gbs.quantize_with_gbs)")
+    p.add_argument("--gbs-first-windows", type=int, default=None,
+                   help="calibration windows handed to --gbs-first searches (default: all GPTQ windows, as the main job)")
     p.add_argument("--window", type=int, default=1, help="blocks per probe of the fast variant")
     p.add_argument("--faithful-layers", type=int, default=1,
                    help="layers of the faithful-vs-fast comparison (0 skips it)")
@@ -84,7 +89,7 @@ def measure(model, data, fp_logprobs):
     return {"ppl": res["ppl"], "kld": res["kld"], "top1": res["top1"]}
 
 
-def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, eval_data, fp_logprobs, rows, save):
+def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, gbs_calib_first, eval_data, fp_logprobs, rows, save):
     model = copy.deepcopy(fp_model)
     t0 = time.perf_counter()
     weights = (quant.QuantConfig(bits=bits) if args.group_size == 0 else
@@ -119,6 +124,20 @@ def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, eval_data, fp_logprobs
         ratios = gbs.calibrate_clip_ratios(model, gbs_calib, method=method, max_iter=args.max_iter,
                                            window=args.window, progress=True)
         row("full", f"GBS {method}", time.perf_counter() - t0, ratios=ratios)
+    for method in args.gbs_first:
+        # the main job's order: GBS on the float-weight model, then GPTQ fitted to the found ratios
+        first = copy.deepcopy(fp_model)
+        t0 = time.perf_counter()
+        gbs.quantize_with_gbs(first, config, gptq_calib, gbs_calibration=gbs_calib_first, method=method,
+                              max_iter=args.max_iter, window=args.window, progress=True)
+        seconds = time.perf_counter() - t0
+        r = {"bits": bits, "weights": f"{args.weight_method} g{args.group_size or 'channel'}", "scope": "full",
+             "method": f"GBS {method}, then GPTQ", "seconds": seconds, "probes": None,
+             **measure(first, eval_data, fp_logprobs)}
+        log(json.dumps(r))
+        rows.append(r)
+        save()
+        del first
     k = args.faithful_layers
     if k:
         scope = f"layers 0..{k - 1}"
@@ -127,7 +146,7 @@ def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, eval_data, fp_logprobs
             restore_bits()
             set_all(sites, ratio=ratio, only=searched)
             row(scope, name, 0.0)
-        for method in ("faithful", "fast"):
+        for method in ("faithful", *(m for m in args.methods if m != "faithful")):
             restore_bits()
             t0 = time.perf_counter()
             ratios = gbs.calibrate_clip_ratios(model, gbs_calib, method=method, max_iter=args.max_iter,
@@ -151,16 +170,19 @@ def ratios_summary(rows):
     out = []
     for bits in sorted({r["bits"] for r in rows}):
         by = {(r["scope"], r["method"]): r for r in rows if r["bits"] == bits}
-        full_fixed, full_fast = by.get(("full", "fixed clip 0.9")), by.get(("full", "GBS fast"))
-        if full_fixed and full_fast:
-            out.append(f"W{bits}: PPL fixed clip 0.9 / GBS fast (full model) = {full_fixed['ppl'] / full_fast['ppl']:.2f}x")
-        faithful = [r for k, r in by.items() if k[1] == "GBS faithful"]
-        for f in faithful:
-            fast = by[(f["scope"], "GBS fast")]
-            out.append(
-                f"W{bits} ({f['scope']}): PPL fast / faithful = {fast['ppl'] / f['ppl']:.4f}, "
-                f"wall time faithful / fast = {f['seconds'] / fast['seconds']:.1f}x"
-            )
+        fixed = by.get(("full", "fixed clip 0.9"))
+        for (scope, method), r in by.items():
+            if fixed and scope == "full" and method.startswith("GBS"):
+                out.append(f"W{bits}: PPL fixed clip 0.9 / {method} (full model) = {fixed['ppl'] / r['ppl']:.2f}x")
+        for (scope, method), f in by.items():
+            if method != "GBS faithful":
+                continue
+            for (scope2, other), r in by.items():
+                if scope2 == scope and other.startswith("GBS") and other != method:
+                    out.append(
+                        f"W{bits} ({scope}): PPL {other} / faithful = {r['ppl'] / f['ppl']:.4f}, "
+                        f"wall time faithful / {other} = {f['seconds'] / r['seconds']:.1f}x"
+                    )
     return "\n".join(out)
 
 
@@ -175,6 +197,8 @@ def main(argv=None):
     gptq_calib = integrations.tokenize_windows(calib_text, tokenizer, seqlen=args.seqlen,
                                                max_windows=args.gptq_windows)
     gbs_calib = gptq_calib[: args.gbs_windows]
+    # the main job hands the local objective every calibration window (it scores the first 2048 tokens)
+    gbs_calib_first = gptq_calib if args.gbs_first_windows is None else gptq_calib[: args.gbs_first_windows]
     eval_data = integrations.tokenize_windows(integrations.load_text(split="eval"), tokenizer,
                                               seqlen=args.eval_seqlen, max_windows=args.eval_windows)
     integrations.rotate_model(model, integrations.RotationConfig(r1=args.r1))
@@ -193,7 +217,7 @@ def main(argv=None):
             os.replace(tmp, args.out)
 
     for bits in args.bits:
-        run_bits(model, bits, args, gptq_calib, gbs_calib, eval_data, fp["logprobs"], rows, save)
+        run_bits(model, bits, args, gptq_calib, gbs_calib, gbs_calib_first, eval_data, fp["logprobs"], rows, save)
     log("")
     log(table(rows, fp["ppl"]))
     log("")

@@ -14,10 +14,10 @@ per weight, wall time):
   group-wise scales, MSE clip) on calibration data processed layer by layer,
   towards the output of the float input (so the weights also compensate the
   activation quantization error; ``--gptq-target``), asymmetric
-  activations, and every activation/KV clip ratio calibrated by a per-site
-  grid search on the local output error (``--clip gbs`` replaces it by
-  Gradual Binary Search with the fast objective, ``--clip gbs-faithful``
-  with the paper's, both run before GPTQ).
+  activations, and every activation/KV clip ratio calibrated before GPTQ by
+  Gradual Binary Search on the float-weight model with the local objective
+  (each site's own output error; ``--clip gbs-faithful`` uses the paper's
+  full-model perplexity, ``--clip grid`` a per-site grid search).
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ from ._quantized import GPTQ_TARGETS, QuantizationConfig, quantized_linears, qua
 from ._rotation import RotationConfig, rotate_model
 
 ROWS = ("fp", "rtn", "quarot", "ours")
-CLIP_MODES = ("grid", "gbs", "gbs-faithful", "none")
+CLIP_MODES = ("grid", "gbs", "gbs-block", "gbs-faithful", "none")
+#: the integrations.gbs method behind each GBS clip mode
+GBS_METHODS = {"gbs": "local", "gbs-block": "fast", "gbs-faithful": "faithful"}
 ROW_TITLES = {
     "fp": "FP (float32)",
     "rtn": "no rotation + RTN",
@@ -94,17 +96,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--calib-windows", type=int, default=8, help="calibration windows (default 8)")
     p.add_argument("--calib-seqlen", type=int, default=512, help="tokens per calibration window (default 512)")
     p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}")
-    p.add_argument("--clip", choices=CLIP_MODES, default="grid",
-                   help="activation/KV clip calibration of 'ours': per-site grid search on the local output error "
-                   "(grid, default: it measured better than fast GBS here, docs/gbs.md), or Gradual Binary Search "
-                   "with the fast objective (gbs) or the paper's full-model perplexity (gbs-faithful), run on the "
-                   "float-weight model before GPTQ; 'none' keeps ratio 1")
+    p.add_argument("--clip", choices=CLIP_MODES, default="gbs",
+                   help="activation/KV clip calibration of 'ours', run before GPTQ: Gradual Binary Search on the "
+                   "float-weight model with the local objective (gbs, default: each site's output error on the first "
+                   "2048 calibration tokens), the output of the next block (gbs-block) or the paper's full-model "
+                   "perplexity (gbs-faithful, --gbs-windows); a per-site grid search on the local output error "
+                   "(grid); 'none' keeps ratio 1 (docs/gbs.md)")
     p.add_argument("--gptq-target", choices=GPTQ_TARGETS, default="float-input",
                    help="output GPTQ reproduces in 'ours': float-input (default: the weight also compensates the "
                    "activation quantization error of its input), quantized-input (plain GPTQ) or float-model "
                    "(GPTAQ-style, the unquantized model's inputs); see docs/llm.md")
     p.add_argument("--gbs-windows", type=int, default=1,
-                   help="calibration windows the GBS objective runs on (default 1, i.e. --calib-seqlen tokens)")
+                   help="calibration windows the gbs-block and gbs-faithful objectives run on (default 1, i.e. "
+                   "--calib-seqlen tokens)")
     p.add_argument("--gbs-iters", type=int, default=8, help="bisection probes per GBS site (default 8; the paper: 8-10)")
     p.add_argument("--device", default="cpu", help="device for calibration and evaluation, e.g. cuda (default cpu)")
     p.add_argument("--out", default=None, help="directory for the quantized 'ours' model and report.json")
@@ -155,8 +159,9 @@ def main(argv=None) -> int:
             from .gbs import quantize_with_gbs
 
             # GBS on the float-weight model first, then GPTQ on inputs clipped at the found ratios
-            quantize_with_gbs(model, qconfig, calib_windows, gbs_calibration=calib_windows[: args.gbs_windows],
-                              method="faithful" if args.clip == "gbs-faithful" else "fast",
+            method = GBS_METHODS[args.clip]
+            search = calib_windows if method == "local" else calib_windows[: args.gbs_windows]
+            quantize_with_gbs(model, qconfig, calib_windows, gbs_calibration=search, method=method,
                               max_iter=args.gbs_iters, device=args.device, progress=progress)
         else:
             quantize_model(model, qconfig, calibration=calib_windows if row == "ours" else None,

@@ -15,7 +15,7 @@ bisection finds for an objective:
 ``"kl"``
     Prefix caching, scored by the KL divergence of the logits to those of
     the model with every activation/KV site off.
-``"fast"`` (default)
+``"fast"``
     Prefix caching and a local objective: the relative squared error of the
     hidden state ``window`` blocks after the current one, against the same
     model with every activation/KV site off, per token and averaged over
@@ -30,6 +30,7 @@ References
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -49,14 +50,17 @@ __all__ = [
     "load_clip_ratios",
 ]
 
-METHODS = ("fast", "faithful", "prefix", "kl")
+METHODS = ("fast", "faithful", "prefix", "kl", "local")
+
+#: Sites of one layer searched by ``method="local"``: the V cache gets its own ratio.
+LOCAL_SITES = gbs.LAYER_SITES[:4] + ("v_cache",) + gbs.LAYER_SITES[4:]
 
 
 def calibrate_clip_ratios(
     model,
     calibration: torch.Tensor,
     *,
-    method: str = "fast",
+    method: str = "local",
     bits: int | None = None,
     kv_bits: int | None = None,
     state_path: str | os.PathLike | None = None,
@@ -66,6 +70,7 @@ def calibrate_clip_ratios(
     window: int = 1,
     layers: int | None = None,
     batch_size: int = 8,
+    tokens: int = 2048,
     progress: bool = True,
 ) -> dict:
     """Search a clip ratio for every activation and KV-cache quantizer.
@@ -77,7 +82,7 @@ def calibrate_clip_ratios(
         its weights are not changed.
     calibration : torch.Tensor
         Token ids, shape ``(windows, seqlen)`` (``integrations.tokenize_windows``).
-    method : {"fast", "faithful", "prefix", "kl"}
+    method : {"fast", "faithful", "prefix", "kl", "local"}
         The objective (see the module docstring).
     bits, kv_bits : int or None
         Bit width of the activation and KV sites once switched on; None
@@ -95,6 +100,8 @@ def calibrate_clip_ratios(
         full one on a budget.
     batch_size : int
         Calibration windows per forward pass (bounds memory).
+    tokens : int
+        Tokens of each site's captured input scored by ``method="local"``.
     progress : bool
         Show a progress bar (layer, site, ratio, objective).
 
@@ -115,12 +122,19 @@ def calibrate_clip_ratios(
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    _check_int("tokens", tokens, 1)
     ids = _check_calibration(model, calibration)
+    if method == "local":  # only the first ``tokens`` tokens are scored: run no more windows than they fill
+        ids = ids[: -(-tokens // ids.shape[1])]
     _check_int("window", window, 1)
     _check_int("batch_size", batch_size, 1)
     sites = quantizer_sites(model)
     target_bits = _target_bits(sites, bits, kv_bits)
-    switch = _SiteSwitch(sites, target_bits)
+    if method == "local":
+        config = gbs.GBSConfig(max_iter=max_iter, tol=tol, reverse=reverse, sites=LOCAL_SITES, shared=())
+    else:
+        config = gbs.GBSConfig(max_iter=max_iter, tol=tol, reverse=reverse)
+    switch = _SiteSwitch(sites, target_bits, config.shared)
     before = {name: (site.bits, site.clip_ratio) for name, site in sites.items()}
     num_layers = len(model.model.layers)
     if layers is not None:
@@ -128,11 +142,11 @@ def calibrate_clip_ratios(
         if layers > num_layers:
             raise ValueError(f"layers must be at most the model's {num_layers} layers, got {layers}")
         num_layers = layers
-    config = gbs.GBSConfig(max_iter=max_iter, tol=tol, reverse=reverse)
-    objective = _make_objective(method, model, ids, switch, window, batch_size)
+    objective = _make_objective(method, model, ids, switch, window, batch_size, tokens)
     fingerprint = {
         "method": method,
         "window": window if method == "fast" else None,
+        "tokens": tokens if method == "local" else None,
         "layers": layers,
         "bits": {name: b for name, b in sorted(target_bits.items())},
         "calibration": [list(ids.shape), hashlib.sha256(ids.numpy().tobytes()).hexdigest()[:16]],
@@ -156,9 +170,10 @@ def quantize_with_gbs(
     calibration: torch.Tensor,
     *,
     gbs_calibration: torch.Tensor | None = None,
-    method: str = "fast",
+    method: str = "local",
     max_iter: int = 8,
     window: int = 1,
+    tokens: int = 2048,
     device=None,
     progress: bool = True,
 ) -> dict:
@@ -182,8 +197,9 @@ def quantize_with_gbs(
     calibration : torch.Tensor
         ``(windows, seqlen)`` token ids for GPTQ.
     gbs_calibration : torch.Tensor, optional
-        Token ids for the search (default: the first window of ``calibration``).
-    method, max_iter, window :
+        Token ids for the search (default: ``calibration`` for ``method="local"``,
+        which scores its first ``tokens`` tokens, else its first window).
+    method, max_iter, window, tokens :
         As in :func:`calibrate_clip_ratios`.
     device, progress :
         As in ``integrations.quantize_model``.
@@ -197,10 +213,13 @@ def quantize_with_gbs(
 
     if not isinstance(config, QuantizationConfig):
         raise TypeError(f"config must be an integrations.QuantizationConfig, got {type(config).__name__}")
-    search_ids = calibration[:1] if gbs_calibration is None else gbs_calibration
+    if gbs_calibration is not None:
+        search_ids = gbs_calibration
+    else:
+        search_ids = calibration if method == "local" else calibration[:1]
     install_quantizers(model, dataclasses.replace(config, weights=None, clip_ratios={}))
     ratios = calibrate_clip_ratios(model, search_ids, method=method, max_iter=max_iter, window=window,
-                                   progress=progress)
+                                   tokens=tokens, progress=progress)
     final = dataclasses.replace(config, clip_search=False, clip_ratios=ratios)
     quantize_model(model, final, calibration, device=device, progress=progress)
     return ratios
@@ -279,9 +298,9 @@ def _target_bits(sites, bits, kv_bits):
 class _SiteSwitch:
     """Turns sites on (at a ratio) or off, following the greedy search."""
 
-    def __init__(self, sites, target_bits):
+    def __init__(self, sites, target_bits, shared):
         self.sites, self.bits = sites, target_bits
-        self.followers = dict(gbs.SHARED_SITES)  # follower -> leader
+        self.followers = dict(shared)  # follower -> leader
 
     def set(self, frozen: Mapping[str, float], probe: str | None = None, ratio: float | None = None):
         """Frozen sites on at their ratios, ``probe`` (and its followers) at ``ratio``, others off."""
@@ -301,8 +320,10 @@ class _SiteSwitch:
         return None if leader is None else f"{prefix}.{leader}"
 
 
-def _make_objective(method, model, ids, switch, window, batch_size):
+def _make_objective(method, model, ids, switch, window, batch_size, tokens):
     runner = _LayerRunner(model, ids, batch_size)
+    if method == "local":
+        return _LocalObjective(runner, switch, tokens)
     if method == "faithful":
         return _FullPerplexity(runner, switch)
     if method == "prefix":
@@ -441,3 +462,73 @@ class _CachedObjective:
             return float(err.mean())
         out = self.runner.layers_forward(h, layer, n)
         return self.runner.head_scores(out, None if self.loss == "ppl" else self.reference)
+
+
+class _Captured(Exception):
+    """Stops a forward pass once a site's input has been captured."""
+
+
+class _LocalObjective:
+    """Output error of the probed site alone, on its input captured once."""
+
+    def __init__(self, runner, switch, tokens):
+        from ._families import layer_linears
+
+        self.runner, self.switch, self.tokens = runner, switch, tokens
+        self.linears = [layer_linears(layer) for layer in runner.layers]
+        # the hidden-state cache of the block objectives, with no reference needed
+        self.inputs = _CachedObjective(runner, switch, "ppl", None)
+        self.captured = None  # (site and frozen ratios, input, weight, squared norm of the output)
+
+    @torch.no_grad()
+    def __call__(self, site, candidates, frozen):
+        layer, leaf = int(site.split(".")[1]), site.rsplit(".", 1)[1]
+        self.switch.set(frozen)
+        key = (site, tuple(sorted(frozen.items())))
+        if self.captured is None or self.captured[0] != key:  # the bisection calls once per probe
+            x = self._capture(layer, site)
+            linear = self.linears[layer].get(leaf)
+            weight = None if linear is None else linear.weight.detach().to(torch.float32)
+            reference = x @ weight.T if weight is not None else x
+            self.captured = (key, x, weight, float(reference.pow(2).sum()) or 1.0)
+        _, x, weight, scale = self.captured
+        quantizer, values = self.switch.sites[site], []
+        for r in candidates:
+            self.switch.set(frozen, site, r)
+            delta = quantizer(x) - x
+            if weight is not None:
+                delta = delta @ weight.T
+            values.append(float(delta.pow(2).sum()) / scale)
+        self.switch.set(frozen)
+        return values
+
+    @torch.no_grad()
+    def _capture(self, layer, site):
+        """Up to ``tokens`` tokens of the site's input, as rows of its last dimension."""
+        h = self.inputs._input_of(layer)
+        quantizer = self.switch.sites[site]
+        rows, count = [], [0]
+
+        def hook(module, args):
+            x = args[0].detach()
+            heads = 1
+            if x.dim() == 4:  # a cache: (batch, heads, seq, head_dim) -> token-major (token, head) rows
+                heads = x.shape[1]
+                x = x.transpose(1, 2)
+            x = x.reshape(-1, x.shape[-1]).to(torch.float32)
+            room = self.tokens * heads - count[0]
+            if room > 0:
+                rows.append(x[:room].clone())
+                count[0] += min(room, x.shape[0])
+            raise _Captured  # the rest of the layer is not needed
+
+        handle = quantizer.register_forward_pre_hook(hook)
+        try:
+            for chunk in h.split(self.runner.batch_size):
+                with contextlib.suppress(_Captured):
+                    self.runner.layers_forward(chunk, layer, layer + 1)
+        finally:
+            handle.remove()
+        if not rows:
+            raise RuntimeError(f"site {site!r} saw no input during a forward pass of layer {layer}")
+        return torch.cat(rows)

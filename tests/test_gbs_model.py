@@ -9,7 +9,7 @@ transformers = pytest.importorskip("transformers")
 integrations = pytest.importorskip("integrations")
 
 from integrations import gbs  # noqa: E402
-from quant.gbs import site_order  # noqa: E402
+from quant.gbs import bisect_ratio, site_order  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_prefix_cache_gives_exactly_the_faithful_ratios(tiny):
     assert set(faithful) == set(sites)
 
 
-@pytest.mark.parametrize("method", ["fast", "kl"])
+@pytest.mark.parametrize("method", ["fast", "kl", "local"])
 def test_calibration_leaves_every_site_on_at_its_ratio(tiny, method):
     model, ids = tiny
     ratios = gbs.calibrate_clip_ratios(model, ids, method=method, max_iter=3, progress=False)
@@ -65,8 +65,72 @@ def test_calibration_leaves_every_site_on_at_its_ratio(tiny, method):
         assert site.bits == 3
         assert site.clip_ratio == ratios[name]
         assert 0 < ratios[name] < 1
-    for i in range(2):
-        assert ratios[f"layers.{i}.v_cache"] == ratios[f"layers.{i}.v_proj"]
+    if method != "local":  # the local objective searches the V cache on its own
+        for i in range(2):
+            assert ratios[f"layers.{i}.v_cache"] == ratios[f"layers.{i}.v_proj"]
+
+
+def _site_input(model, ids, site):
+    """The input of one quantizer site in a plain forward pass (token-major rows)."""
+    rows = []
+
+    def hook(module, args):
+        x = args[0].detach()
+        if x.dim() == 4:
+            x = x.transpose(1, 2)
+        rows.append(x.reshape(-1, x.shape[-1]).float())
+
+    handle = integrations.quantizer_sites(model)[site].register_forward_pre_hook(hook)
+    try:
+        with torch.no_grad():
+            for row in ids:
+                model(row[None], use_cache=False)
+    finally:
+        handle.remove()
+    return torch.cat(rows)
+
+
+@pytest.mark.parametrize("site, weight", [("layers.0.q_proj", "self_attn.q_proj"), ("layers.0.k_cache", None)])
+def test_local_objective_is_the_site_output_error_under_the_papers_bisection(tiny, site, weight):
+    model, ids = tiny
+    sites = integrations.quantizer_sites(model)
+    for s in sites.values():  # the first searched sites see the model with every site off
+        s.bits = None
+    x = _site_input(model, ids, site)
+    w = None if weight is None else model.model.layers[0].get_submodule(weight).weight.detach()
+    q = sites[site]
+
+    def error(r):
+        q.bits, q.clip_ratio = 3, r
+        delta = q(x) - x
+        ref = x if w is None else x @ w.T
+        if w is not None:
+            delta = delta @ w.T
+        q.bits = None
+        return float(delta.pow(2).sum() / ref.pow(2).sum())
+
+    expected = bisect_ratio(error, max_iter=4).ratio
+    for s in sites.values():
+        s.bits = 3
+    ratios = gbs.calibrate_clip_ratios(model, ids, method="local", max_iter=4, progress=False)
+    assert ratios[site] == expected
+
+
+def test_the_local_search_visits_the_v_cache_as_a_site_of_its_own(tiny, monkeypatch):
+    model, ids = tiny
+    probed = []
+    original = gbs._SiteSwitch.set
+
+    def spy(self, frozen, probe=None, ratio=None):
+        original(self, frozen, probe, ratio)
+        if probe is not None and probe not in probed:
+            probed.append(probe)
+            on = {n for n, s in self.sites.items() if s.bits is not None}
+            assert on == set(frozen) | {probe}
+
+    monkeypatch.setattr(gbs._SiteSwitch, "set", spy)
+    gbs.calibrate_clip_ratios(model, ids, method="local", max_iter=1, progress=False)
+    assert probed == [f"layers.{i}.{s}" for i in range(2) for s in gbs.LOCAL_SITES]
 
 
 def test_the_search_switches_sites_on_one_at_a_time(tiny, monkeypatch):
@@ -130,6 +194,9 @@ def test_an_interrupted_search_leaves_the_model_as_it_came(tiny, monkeypatch):
 
     monkeypatch.setattr(gbs._CachedObjective, "__call__", boom)
     with pytest.raises(KeyboardInterrupt):
+        gbs.calibrate_clip_ratios(model, ids, method="fast", progress=False)
+    monkeypatch.setattr(gbs._LocalObjective, "__call__", boom)
+    with pytest.raises(KeyboardInterrupt):
         gbs.calibrate_clip_ratios(model, ids, progress=False)
     assert {n: (s.bits, s.clip_ratio) for n, s in sites.items()} == before
 
@@ -139,6 +206,7 @@ def test_an_interrupted_search_leaves_the_model_as_it_came(tiny, monkeypatch):
     [
         ({"method": "grid"}, ValueError, "method must be one of"),
         ({"window": 0}, ValueError, "window"),
+        ({"method": "local", "tokens": 0}, ValueError, "tokens must be"),
         ({"layers": 3}, ValueError, "at most"),
         ({"max_iter": -1}, ValueError, "max_iter"),
     ],

@@ -74,12 +74,15 @@ def test_cli_rejects_bad_arguments(capsys):
             cli.parse_args(argv)
     assert "--rows takes" in capsys.readouterr().err
     args = cli.parse_args(["--rows", "fp,ours", "--bits", "4"])
-    assert args.rows == ["fp", "ours"] and args.bits == 4 and args.clip == "grid"
+    assert args.rows == ["fp", "ours"] and args.bits == 4 and args.clip == "gbs"
+    assert cli.GBS_METHODS[args.clip] == "local"
     for argv in (["--clip", "kl"], ["--gbs-iters", "0"], ["--gbs-windows", "-1"]):
         with pytest.raises(SystemExit):
             cli.parse_args(argv)
     args = cli.parse_args(["--clip", "gbs-faithful", "--gbs-iters", "10"])
     assert args.clip == "gbs-faithful" and args.gbs_iters == 10
+    assert {m: cli.GBS_METHODS[m] for m in ("gbs-block", "gbs-faithful")} == {"gbs-block": "fast", "gbs-faithful": "faithful"}
+    assert cli.parse_args(["--clip", "grid"]).clip == "grid"
     rotation, ours = cli.row_configs(3, 64)["ours"]
     assert rotation.r1 == "online" and ours.method == "gptq" and ours.clip_search
     assert ours.gptq_target == "float-input" and cli.parse_args([]).gptq_target == "float-input"
