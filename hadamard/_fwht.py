@@ -387,10 +387,16 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
         return
     kernels = _kernels()
     itemsize = work.dtype.itemsize
-    if spec.m == 1 and not spec.pre.size and not spec.post.size and work.size <= _SERIAL_MAX_ELEMENTS:
-        # pure power of two, small input: the kernel with the fewest arguments (numba's
-        # unboxing of each argument is a visible part of a few-microsecond call)
-        kernels.sylvester_serial(work, spec.scale, kernels.IN_REGISTER[itemsize], kernels.L1_BLOCK[itemsize])
+    if spec.m == 1 and not spec.pre.size and not spec.post.size:
+        # pure power of two: the kernels that run over blocks of whole rows (no per-row work,
+        # which short rows pay dearly) and take the fewest arguments
+        reg, block = kernels.IN_REGISTER[itemsize], kernels.L1_BLOCK[itemsize]
+        threads = kernels.numba_threads()
+        if threads == 1 or work.size <= _SERIAL_MAX_ELEMENTS or work.shape[0] == 1:
+            kernels.sylvester_serial(work, spec.scale, reg, block)
+        else:
+            chunk = max(1, -(-work.shape[0] // (threads * _TASKS_PER_THREAD)))
+            kernels.sylvester_parallel(work, spec.scale, reg, block, chunk)
         return
     args = (work, spec.p, spec.codes, spec.gsigns, spec.w, spec.pre, spec.post, spec.scale, kernels.IN_REGISTER[itemsize], kernels.L1_BLOCK[itemsize])
     if work.size <= _SERIAL_MAX_ELEMENTS or work.shape[0] == 1:
