@@ -25,7 +25,11 @@ Why the code looks the way it does (each point was measured):
   array per three levels), or as radix-4/radix-2 passes for what is left;
   each pass calls a kernel that loads 8 vectors (8 legs of one column, or 4
   legs of 2 columns, or 2 legs of 4), so every register is in use and no
-  loop carries aliasing checks or scalar remainders.
+  loop carries aliasing checks or scalar remainders. When exactly 4 levels
+  are left inside a 16 KiB block, one radix-16 pass (16 vectors, one per
+  leg) replaces two radix-4 passes (float32 2^10: +15 %); across a whole
+  row its 16 legs, a power-of-two stride apart, thrash the L1 sets (2x
+  slower), so there the two radix-4 passes stay.
 * Rows up to 16 KiB are transformed a block of whole rows at a time: a pass
   with stride ``h < n`` over back-to-back rows is the same pass on every row,
   so short rows cost no per-row work. Longer rows go in 16 KiB blocks (8 and
