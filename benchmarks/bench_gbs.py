@@ -107,9 +107,10 @@ def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, gbs_calib_first, eval_
         for name, site in sites.items():
             site.bits = target[name]
 
-    def row(scope, method, seconds, probes=None, **extra):
+    def row(scope, method, seconds, probes=None, of=None, **extra):
+        """Evaluate ``of`` (default: the GPTQ-quantized model) and record a row."""
         r = {"bits": bits, "weights": f"{args.weight_method} g{args.group_size or 'channel'}", "scope": scope, "method": method, "seconds": seconds, "probes": probes,
-             **measure(model, eval_data, fp_logprobs), **extra}
+             **measure(model if of is None else of, eval_data, fp_logprobs), **extra}
         log(json.dumps({k: v for k, v in r.items() if k != "ratios"}))
         rows.append(r)
         save()
@@ -130,13 +131,7 @@ def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, gbs_calib_first, eval_
         t0 = time.perf_counter()
         gbs.quantize_with_gbs(first, config, gptq_calib, gbs_calibration=gbs_calib_first, method=method,
                               max_iter=args.max_iter, window=args.window, progress=True)
-        seconds = time.perf_counter() - t0
-        r = {"bits": bits, "weights": f"{args.weight_method} g{args.group_size or 'channel'}", "scope": "full",
-             "method": f"GBS {method}, then GPTQ", "seconds": seconds, "probes": None,
-             **measure(first, eval_data, fp_logprobs)}
-        log(json.dumps(r))
-        rows.append(r)
-        save()
+        row("full", f"GBS {method}, then GPTQ", time.perf_counter() - t0, of=first)
         del first
     k = args.faithful_layers
     if k:

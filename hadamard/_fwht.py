@@ -164,9 +164,8 @@ def fwht(x, axis: int = -1, *, normalized: bool = True, signs=None, inverse: boo
         n = x.shape[-1]
         if n and not n & (n - 1) and x.size <= _SERIAL_MAX_ELEMENTS and (out is x or x.dtype.char in "fd"):
             work = x if out is x else np.array(x, order="C", copy=True)
-            scale = 1 / math.sqrt(n) if normalized else (1.0 / n if inverse else 1.0)
             try:
-                (_INPLACE or _inplace_kernel())(work, scale)
+                (_INPLACE or _inplace_kernel())(work, _scale_factor(n, normalized, inverse))
             except TypeError:
                 pass
             else:
@@ -306,6 +305,13 @@ def check_signs(signs, n: int) -> np.ndarray:
     return s
 
 
+def _scale_factor(n: int, normalized, inverse) -> float:
+    """Scale of the transform: ``1/sqrt(n)`` normalized, else ``1/n`` for the inverse, else 1."""
+    if normalized:
+        return 1 / math.sqrt(n)
+    return 1.0 / n if inverse else 1.0
+
+
 class _Spec:
     """Kernel arguments of ``x -> post * scale * (H_m (x) H_p)^(T) (pre * x)`` for one call."""
 
@@ -318,11 +324,7 @@ class _Spec:
         spec.set_factor(np.dtype(dtype), bool(inverse))
         s = _EMPTY[np.dtype(dtype).str] if signs is None else check_signs(signs, n).astype(dtype)
         spec.pre, spec.post = (_EMPTY[np.dtype(dtype).str], s) if inverse else (s, _EMPTY[np.dtype(dtype).str])
-        if normalized:
-            c = 1 / math.sqrt(n)
-        else:
-            c = 1.0 / n if inverse else 1.0
-        spec.scale = np.dtype(dtype).type(c)
+        spec.scale = np.dtype(dtype).type(_scale_factor(n, normalized, inverse))
         return spec
 
 

@@ -206,15 +206,22 @@ def grid_search_clip_ratios(layer: nn.Module, inputs: LayerInputs, grid, *, toke
     return chosen
 
 
+def site_output_error(quantizer: ActivationQuantizer, x: torch.Tensor, weight: torch.Tensor | None) -> float:
+    """``||(Q(X) - X) W^T||^2`` of a projection's input quantizer at its current settings
+    (``||Q(X) - X||^2`` for a cache, ``weight=None``); ``x`` and ``weight`` in float32."""
+    delta = quantizer(x) - x
+    if weight is not None:
+        delta = delta @ weight.T
+    return float(delta.pow(2).sum())
+
+
 def _best_ratio(quantizer: ActivationQuantizer, x: torch.Tensor, weight, grid) -> float:
     x = x.to(torch.float32)
+    weight = None if weight is None else weight.detach().to(torch.float32)
     best, best_err = None, float("inf")
     for ratio in grid:
         quantizer.clip_ratio = float(ratio)
-        delta = quantizer(x) - x
-        if weight is not None:
-            delta = delta @ weight.detach().to(torch.float32).T
-        err = float(delta.pow(2).sum())
+        err = site_output_error(quantizer, x, weight)
         if err < best_err:
             best, best_err = float(ratio), err
     return best

@@ -41,6 +41,9 @@ import torch
 
 from quant import gbs
 
+from ._calibration import site_output_error
+from ._families import layer_linears
+
 __all__ = [
     "METHODS",
     "calibrate_clip_ratios",
@@ -472,8 +475,6 @@ class _LocalObjective:
     """Output error of the probed site alone, on its input captured once."""
 
     def __init__(self, runner, switch, tokens):
-        from ._families import layer_linears
-
         self.runner, self.switch, self.tokens = runner, switch, tokens
         self.linears = [layer_linears(layer) for layer in runner.layers]
         # the hidden-state cache of the block objectives, with no reference needed
@@ -495,10 +496,7 @@ class _LocalObjective:
         quantizer, values = self.switch.sites[site], []
         for r in candidates:
             self.switch.set(frozen, site, r)
-            delta = quantizer(x) - x
-            if weight is not None:
-                delta = delta @ weight.T
-            values.append(float(delta.pow(2).sum()) / scale)
+            values.append(site_output_error(quantizer, x, weight) / scale)
         self.switch.set(frozen)
         return values
 
