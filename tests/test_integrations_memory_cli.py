@@ -81,7 +81,8 @@ def test_cli_rejects_bad_arguments(capsys):
             cli.parse_args(argv)
     args = cli.parse_args(["--clip", "gbs-faithful", "--gbs-iters", "10"])
     assert args.clip == "gbs-faithful" and args.gbs_iters == 10
-    assert {m: cli.GBS_METHODS[m] for m in ("gbs-block", "gbs-faithful")} == {"gbs-block": "fast", "gbs-faithful": "faithful"}
+    assert {m: cli.GBS_METHODS[m] for m in ("gbs-block", "gbs-kl", "gbs-faithful")} == {
+        "gbs-block": "fast", "gbs-kl": "kl", "gbs-faithful": "faithful"}
     assert cli.parse_args(["--clip", "grid"]).clip == "grid"
     rotation, ours = cli.row_configs(3, 64)["ours"]
     assert rotation.r1 == "online" and ours.method == "gptq" and ours.clip_search
