@@ -406,21 +406,41 @@ class _FullPerplexity:
         return values
 
 
+class _HiddenStates:
+    """Hidden states entering each layer, kept for as long as the earlier sites keep their settings."""
+
+    def __init__(self, runner, switch):
+        self.runner, self.switch = runner, switch
+        n = len(runner.layers)
+        self.layer_sites = [[s for s in switch.sites if s.startswith(f"layers.{i}.")] for i in range(n)]
+        self.inputs = {0: ((), runner.embed())}  # layer -> (state of earlier sites, hidden states)
+
+    def entering(self, layer):
+        """Hidden states entering ``layer`` under the current site settings."""
+        start = max(k for k, (sig, _) in self.inputs.items() if k <= layer and sig == self._signature(k))
+        h = self.inputs[start][1]
+        for k in range(start, layer):
+            h = self.runner.layers_forward(h, k, k + 1)
+            self.inputs[k + 1] = (self._signature(k + 1), h)
+        return h
+
+    def _signature(self, layer):
+        return self.switch.state([s for i in range(layer) for s in self.layer_sites[i]])
+
+
 class _CachedObjective:
     """Objectives that reuse the hidden states entering the current layer."""
 
     def __init__(self, runner, switch, loss, window):
         self.runner, self.switch, self.loss, self.window = runner, switch, loss, window
-        n = len(runner.layers)
-        self.layer_sites = [[s for s in switch.sites if s.startswith(f"layers.{i}.")] for i in range(n)]
-        self.inputs = {0: ((), runner.embed())}  # layer -> (state of earlier sites, hidden states)
+        self.hidden = _HiddenStates(runner, switch)
         self.reference = None
 
     def __call__(self, site, candidates, frozen):
         layer = int(site.split(".")[1])
         self._extend_reference(layer)
         self.switch.set(frozen)
-        h = self._input_of(layer)
+        h = self.hidden.entering(layer)
         values = []
         for r in candidates:
             self.switch.set(frozen, site, r)
@@ -434,23 +454,11 @@ class _CachedObjective:
             return
         self.switch.set({})
         if self.loss == "kl":
-            self.reference = self.runner.reference_logprobs(self._input_of(n))
+            self.reference = self.runner.reference_logprobs(self.hidden.entering(n))
             return
         self.reference = self.reference or []
         for depth in range(len(self.reference), min(layer + self.window, n) + 1):
-            self.reference.append(self._input_of(depth))
-
-    def _input_of(self, layer):
-        """Hidden states entering ``layer`` under the current site settings."""
-        start = max(k for k, (sig, _) in self.inputs.items() if k <= layer and sig == self._signature(k))
-        h = self.inputs[start][1]
-        for k in range(start, layer):
-            h = self.runner.layers_forward(h, k, k + 1)
-            self.inputs[k + 1] = (self._signature(k + 1), h)
-        return h
-
-    def _signature(self, layer):
-        return self.switch.state([s for i in range(layer) for s in self.layer_sites[i]])
+            self.reference.append(self.hidden.entering(depth))
 
     def _score(self, h, layer):
         n = len(self.runner.layers)
@@ -477,8 +485,7 @@ class _LocalObjective:
     def __init__(self, runner, switch, tokens):
         self.runner, self.switch, self.tokens = runner, switch, tokens
         self.linears = [layer_linears(layer) for layer in runner.layers]
-        # the hidden-state cache of the block objectives, with no reference needed
-        self.inputs = _CachedObjective(runner, switch, "ppl", None)
+        self.hidden = _HiddenStates(runner, switch)
         self.captured = None  # (site and frozen ratios, input, weight, squared norm of the output)
 
     @torch.no_grad()
@@ -503,7 +510,7 @@ class _LocalObjective:
     @torch.no_grad()
     def _capture(self, layer, site):
         """Up to ``tokens`` tokens of the site's input, as rows of its last dimension."""
-        h = self.inputs._input_of(layer)
+        h = self.hidden.entering(layer)
         quantizer = self.switch.sites[site]
         rows, count = [], [0]
 

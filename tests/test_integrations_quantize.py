@@ -175,5 +175,6 @@ def test_float_targets_lower_the_error_of_w3a3(target):
 def test_bad_gptq_target_is_refused():
     with pytest.raises(ValueError, match="gptq_target must be one of"):
         QuantizationConfig(gptq_target="fp")
-    with pytest.raises(ValueError, match="target_damp"):
-        QuantizationConfig(target_damp=0.0)
+    for damp in (0.0, True, float("nan"), float("inf")):  # the rules of quant.gptq_quantize
+        with pytest.raises(ValueError, match="target_damp"):
+            QuantizationConfig(target_damp=damp)
