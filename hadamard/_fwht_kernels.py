@@ -36,10 +36,14 @@ Why the code looks the way it does (each point was measured):
   32 KiB measured slower) that are finished before the widest levels run
   over the whole row. The in-register pass over a block prefetches the next
   block, so that memory is read while the block is computed (10-15 % on
-  arrays larger than the caches).
+  arrays larger than the caches). Rows shorter than one in-register block
+  run the first log2(n) levels of the in-register kernel on a block of
+  back-to-back rows.
 * The ``H_m`` part (``m`` a multiple of 4) is a Four-Russians product on
   column blocks: 8 signed sums per group of 4 rows, then ``m/4``
   multiply-adds per output, all contiguous loops the loop vectorizer handles.
+  Short sub-rows (``p <= 64``) go several rows at a time through a scratch
+  that lays the same sub-row of each side by side, so those loops are long.
 """
 
 from __future__ import annotations
@@ -65,6 +69,15 @@ VECTORS = 8
 PREFETCH_LOCALITY = 3
 PREFETCH_AHEAD = 1
 
+#: Rows whose sub-rows are at most ``BUNDLE_WIDTH / BUNDLE_MIN`` (64) long go through the
+#: bundled driver, ``BUNDLE_WIDTH // p`` rows side by side. Measured against one row at a
+#: time (64 MiB, one thread, same run): float32 1.2-1.4x at p = 2^6 (m = 12, 28, 172),
+#: float64 1.04-1.16x; at p = 2^7 it was 0.94-0.97x, so longer sub-rows stay row by row.
+BUNDLE_WIDTH = 512
+BUNDLE_MIN = 8
+#: Column block of the ``H_m`` passes over a bundle (``hadamard._fwht._column_block``'s 256).
+BUNDLE_COLUMNS = 256
+
 
 def _vector_setup(context, builder, arrty, arg):
     ary = context.make_array(arrty)(context, builder, arg)
@@ -88,10 +101,12 @@ def _fma(builder, a, b, c):
     return builder.call(fn, [a, b, c])
 
 
-def _butterfly_network(builder, vs):
-    """Emit the Sylvester butterflies over the list of LLVM vectors ``vs`` (in place)."""
+def _butterfly_network(builder, vs, width=None):
+    """Emit the Sylvester butterflies over the list of LLVM vectors ``vs`` (in place),
+    within each run of ``width`` vectors (default: all of them)."""
+    width = len(vs) if width is None else width
     step = 1
-    while step < len(vs):
+    while step < width:
         for k in range(len(vs)):
             if not k & step:
                 a, b = vs[k], vs[k + step]
@@ -99,40 +114,58 @@ def _butterfly_network(builder, vs):
         step *= 2
 
 
-@intrinsic
-def _wht_in_registers(typingctx, arr, start):
-    """All butterfly levels of the ``VECTORS * lanes`` values ``arr[start:]``, in place.
+def _in_registers_kernel(levels=None):
+    """An intrinsic ``(arr, start)``: the first ``levels`` butterfly levels (default: all of
+    them) of the ``VECTORS * lanes`` values ``arr[start:]``, in place.
 
     ``lanes`` is 8 for float32 and 4 for float64 (256-bit vectors). A level
     inside a vector is one shuffle and one FMA: ``fma(s, v, shuffle(v))`` with
     ``s = +1`` on the lanes whose bit ``h`` is clear (``x_j + x_(j^h)``) and
     ``-1`` where it is set (``x_(j^h) - x_j``); multiplying by +-1 is exact,
     so this is the add/sub/blend recipe of FFHT in half the instructions.
-    Levels across vectors are :func:`_butterfly_network`.
+    Levels across vectors are :func:`_butterfly_network`.  The first ``levels``
+    levels are the whole transform of every run of ``2**levels`` values, so
+    rows shorter than the block are transformed many at a time.
     """
-    if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
-        return None
-    sig = types.void(arr, start)
 
-    def codegen(context, builder, signature, args):
-        data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-        i32 = ir.IntType(32)
-        vptr = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), vty.as_pointer())
-        ptrs = [builder.gep(vptr, [ir.Constant(ir.IntType(64), k)]) for k in range(VECTORS)]
-        vs = [builder.load(q, align=align) for q in ptrs]
-        h = 1
-        while h < lanes:
-            partner = ir.Constant(ir.VectorType(i32, lanes), [j ^ h for j in range(lanes)])
-            sign = ir.Constant(vty, [-1.0 if j & h else 1.0 for j in range(lanes)])
-            for k, v in enumerate(vs):
-                vs[k] = _fma(builder, sign, v, builder.shuffle_vector(v, v, partner))
-            h *= 2
-        _butterfly_network(builder, vs)
-        for q, v in zip(ptrs, vs):
-            builder.store(v, q, align=align)
-        return context.get_dummy_value()
+    @intrinsic
+    def kernel(typingctx, arr, start):
+        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
+            return None
+        sig = types.void(arr, start)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
+            span = VECTORS * lanes if levels is None else 1 << levels
+            i32 = ir.IntType(32)
+            vptr = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), vty.as_pointer())
+            ptrs = [builder.gep(vptr, [ir.Constant(ir.IntType(64), k)]) for k in range(VECTORS)]
+            vs = [builder.load(q, align=align) for q in ptrs]
+            h = 1
+            while h < min(lanes, span):
+                partner = ir.Constant(ir.VectorType(i32, lanes), [j ^ h for j in range(lanes)])
+                sign = ir.Constant(vty, [-1.0 if j & h else 1.0 for j in range(lanes)])
+                for k, v in enumerate(vs):
+                    vs[k] = _fma(builder, sign, v, builder.shuffle_vector(v, v, partner))
+                h *= 2
+            _butterfly_network(builder, vs, max(1, span // lanes))
+            for q, v in zip(ptrs, vs):
+                builder.store(v, q, align=align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return kernel
+
+
+_wht_in_registers = _in_registers_kernel()
+# rows of 2, 4, ..., 32 values, a whole block of VECTORS vectors at a time (float32 needs up
+# to 32 = 2^5 below its 64-value block, float64 up to 16 below its 32)
+_wht_rows_of_2 = _in_registers_kernel(1)
+_wht_rows_of_4 = _in_registers_kernel(2)
+_wht_rows_of_8 = _in_registers_kernel(3)
+_wht_rows_of_16 = _in_registers_kernel(4)
+_wht_rows_of_32 = _in_registers_kernel(5)
 
 
 @intrinsic
@@ -261,6 +294,25 @@ def _levels(a, h, stop, lanes):
 
 
 @njit(cache=True)
+def _short_rows(a, n, reg):
+    """All levels of the length-``n`` rows of ``a``, ``n`` below one in-register block of ``reg``
+    values: whole blocks of rows in registers, a last partial block in scalar code."""
+    whole = a.size - a.size % reg
+    for k in range(0, whole, reg):
+        if n == 2:
+            _wht_rows_of_2(a, k)
+        elif n == 4:
+            _wht_rows_of_4(a, k)
+        elif n == 8:
+            _wht_rows_of_8(a, k)
+        elif n == 16:
+            _wht_rows_of_16(a, k)
+        else:
+            _wht_rows_of_32(a, k)
+    _small_levels(a[whole:], n)
+
+
+@njit(cache=True)
 def _small_levels(a, n):
     """All levels of the length-``n`` rows of ``a`` (``n`` below one in-register block): scalar code."""
     for j in range(0, a.size, n):
@@ -298,8 +350,11 @@ def _sylvester_rows(a, n, reg, block, scale):
     longer rows block by block and then the widest levels over the row. The
     scale is applied while the block (or row) is still in cache.
     """
+    if n == 1:
+        _scale(a, scale)
+        return
     if n < reg:
-        _small_levels(a, n)
+        _short_rows(a, n, reg)
         _scale(a, scale)
         return
     lanes = 32 // a.itemsize
@@ -434,7 +489,58 @@ def _transform_row(a, p, codes, gsigns, w, pre, post, scale, reg, block, table):
 
 
 @njit(cache=True)
+def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block, bundle):
+    """Rows ``start:stop`` of ``x``, ``bundle`` at a time, through a scratch laid out sub-row major.
+
+    For short sub-rows (small ``p``) the passes of the ``H_m`` product over one
+    row are a few vectors long and cost mostly their set-up.  The scratch holds
+    sub-row ``i`` of ``bundle`` rows side by side, so each pass runs over
+    ``bundle * p`` columns; the same operations in the same order as
+    :func:`_transform_row`, so the result is bit-identical.
+    """
+    m = codes.shape[0]
+    width = bundle * p
+    w = min(width, BUNDLE_COLUMNS)
+    scratch = np.zeros(m * width, dtype=x.dtype)  # zeros: a short last bundle leaves finite values behind
+    table = np.empty((codes.shape[1], 8, w), dtype=x.dtype)
+    for r0 in range(start, stop, bundle):
+        count = min(bundle, stop - r0)
+        for r in range(count):
+            row = x[r0 + r]
+            for i in range(m):
+                src = row[i * p : (i + 1) * p]
+                dst = scratch[i * width + r * p : i * width + (r + 1) * p]
+                if pre.size:
+                    sgn = pre[i * p : (i + 1) * p]
+                    for k in range(p):
+                        dst[k] = src[k] * sgn[k]
+                else:
+                    for k in range(p):
+                        dst[k] = src[k]
+        _sylvester_rows(scratch, p, reg, block, 1.0)
+        _dense_part(scratch, width, codes, gsigns, w, table)
+        for r in range(count):
+            row = x[r0 + r]
+            for i in range(m):
+                src = scratch[i * width + r * p : i * width + (r + 1) * p]
+                dst = row[i * p : (i + 1) * p]
+                if post.size:
+                    sgn = post[i * p : (i + 1) * p]
+                    for k in range(p):
+                        dst[k] = src[k] * (scale * sgn[k])
+                elif scale != 1:
+                    for k in range(p):
+                        dst[k] = src[k] * scale
+                else:
+                    for k in range(p):
+                        dst[k] = src[k]
+
+
+@njit(cache=True)
 def _rows(x, start, stop, p, codes, gsigns, w, pre, post, scale, reg, block):
+    if codes.shape[1] > 0 and p * BUNDLE_MIN <= BUNDLE_WIDTH:
+        _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block, BUNDLE_WIDTH // p)
+        return
     table = np.empty((codes.shape[1], 8, w), dtype=x.dtype)
     for r in range(start, stop):
         _transform_row(x[r], p, codes, gsigns, w, pre, post, scale, reg, block, table)

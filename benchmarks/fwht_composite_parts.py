@@ -1,0 +1,98 @@
+"""Where the time of a composite FWHT (n = m * 2^k) goes: its parts, on one row kept in cache.
+
+For each order, one row is transformed over and over (so memory bandwidth is out of the
+picture) by the kernels that ``hadamard.fwht`` runs for it, one part at a time:
+
+* butterflies: ``H_p`` on the m sub-rows of length p = 2^k (``_sylvester_rows``);
+* table: the Four-Russians sums of every group of 4 sub-rows (``_group_table``);
+* dense: the whole ``H_m`` part, table included (``_dense_part``).
+
+Prints nanoseconds per element (median of repeats), one thread. The output passes of the
+dense part cost ``dense - table``. Run from the repository root::
+
+    python benchmarks/fwht_composite_parts.py [--dtype float32] [--orders 12x64 28x64 12x1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numba
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from hadamard import _fwht  # noqa: E402
+
+
+def parse_order(text: str) -> tuple[int, int]:
+    m, _, p = text.partition("x")
+    return int(m), int(p)
+
+
+def median_seconds(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--orders", nargs="+", default=["12x64", "28x64", "12x1024", "28x1024"],
+                    help="m x p pairs (p a power of two, m a Hadamard order with a dense factor)")
+    ap.add_argument("--elements", type=int, default=1 << 25, help="elements transformed per timing")
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args(argv)
+    numba.set_num_threads(1)
+    kernels = _fwht._kernels()
+    dtype = np.dtype(args.dtype)
+    reg, block = kernels.IN_REGISTER[dtype.itemsize], kernels.L1_BLOCK[dtype.itemsize]
+
+    @numba.njit
+    def butterflies(row, p, reps):
+        for _ in range(reps):
+            kernels._sylvester_rows(row, p, reg, block, 0.5)
+
+    @numba.njit
+    def tables(row, p, w, table, reps):
+        for _ in range(reps):
+            for c0 in range(0, p, w):
+                kernels._group_table(row, p, c0, w, table)
+
+    @numba.njit
+    def dense(row, p, codes, gsigns, w, table, reps):
+        for _ in range(reps):
+            kernels._dense_part(row, p, codes, gsigns, w, table)
+            row[0] *= 0.5  # keeps the values bounded (H_m grows them by sqrt(m) per pass)
+
+    print(f"{args.dtype}, one thread, one row kept in cache; ns per element (median of {args.repeats})")
+    print("| m x p | butterflies | table | dense (table included) | output passes |")
+    print("|---|---|---|---|---|")
+    for text in args.orders:
+        m, p = parse_order(text)
+        n = m * p
+        spec = _fwht._Spec.build(n, m, p, dtype, normalized=True, signs=None, inverse=False)
+        if spec.codes.shape[1] == 0:
+            raise SystemExit(f"{text}: m = {m} has no dense factor to profile")
+        row = np.random.default_rng(0).standard_normal(n).astype(dtype)
+        table = np.empty((spec.codes.shape[1], 8, spec.w), dtype=dtype)
+        reps = max(1, args.elements // n)
+        butterflies(row, p, 1)
+        tables(row, p, spec.w, table, 1)
+        dense(row, p, spec.codes, spec.gsigns, spec.w, table, 1)
+        per = 1e9 / (reps * n)
+        tb = median_seconds(lambda: butterflies(row, p, reps), args.repeats) * per
+        tt = median_seconds(lambda: tables(row, p, spec.w, table, reps), args.repeats) * per
+        td = median_seconds(lambda: dense(row, p, spec.codes, spec.gsigns, spec.w, table, reps), args.repeats) * per
+        print(f"| {m} x {p} | {tb:.3f} | {tt:.3f} | {td:.3f} | {td - tt:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
