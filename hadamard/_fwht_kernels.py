@@ -489,8 +489,9 @@ def _transform_row(a, p, codes, gsigns, w, pre, post, scale, reg, block, table):
 
 
 @njit(cache=True)
-def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block, bundle):
-    """Rows ``start:stop`` of ``x``, ``bundle`` at a time, through a scratch laid out sub-row major.
+def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block, bundle, columns):
+    """Rows ``start:stop`` of ``x``, ``bundle`` at a time, through a scratch laid out sub-row major;
+    the ``H_m`` passes run on column blocks of ``columns``.
 
     For short sub-rows (small ``p``) the passes of the ``H_m`` product over one
     row are a few vectors long and cost mostly their set-up.  The scratch holds
@@ -500,7 +501,7 @@ def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block
     """
     m = codes.shape[0]
     width = bundle * p
-    w = min(width, BUNDLE_COLUMNS)
+    w = min(width, columns)
     scratch = np.zeros(m * width, dtype=x.dtype)  # zeros: a short last bundle leaves finite values behind
     table = np.empty((codes.shape[1], 8, w), dtype=x.dtype)
     for r0 in range(start, stop, bundle):
@@ -539,7 +540,7 @@ def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block
 @njit(cache=True)
 def _rows(x, start, stop, p, codes, gsigns, w, pre, post, scale, reg, block):
     if codes.shape[1] > 0 and p * BUNDLE_MIN <= BUNDLE_WIDTH:
-        _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block, BUNDLE_WIDTH // p)
+        _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block, BUNDLE_WIDTH // p, BUNDLE_COLUMNS)
         return
     table = np.empty((codes.shape[1], 8, w), dtype=x.dtype)
     for r in range(start, stop):
