@@ -420,6 +420,50 @@ def _group_table(a, p, c0, w, table):
 
 
 @njit(cache=True)
+def _dense_part_3(a, p, codes, gsigns, w, table):
+    """:func:`_dense_part` for three groups (``m = 12``): each output row in one pass."""
+    for c0 in range(0, p, w):
+        _group_table(a, p, c0, w, table)
+        for i in range(codes.shape[0]):
+            o = a[i * p + c0 : i * p + c0 + w]
+            src1 = table[0, codes[i, 0], :w]
+            src2 = table[1, codes[i, 1], :w]
+            src3 = table[2, codes[i, 2], :w]
+            s1 = gsigns[i, 0]
+            s2 = gsigns[i, 1]
+            s3 = gsigns[i, 2]
+            for k in range(w):
+                o[k] = s1 * src1[k] + (s2 * src2[k] + s3 * src3[k])
+
+
+@njit(cache=True)
+def _dense_part_7(a, p, codes, gsigns, w, table):
+    """:func:`_dense_part` for seven groups (``m = 28``): each output row in two passes."""
+    for c0 in range(0, p, w):
+        _group_table(a, p, c0, w, table)
+        for i in range(codes.shape[0]):
+            o = a[i * p + c0 : i * p + c0 + w]
+            src0 = table[0, codes[i, 0], :w]
+            src1 = table[1, codes[i, 1], :w]
+            src2 = table[2, codes[i, 2], :w]
+            src3 = table[3, codes[i, 3], :w]
+            src4 = table[4, codes[i, 4], :w]
+            s0 = gsigns[i, 0]
+            s1 = gsigns[i, 1]
+            s2 = gsigns[i, 2]
+            s3 = gsigns[i, 3]
+            s4 = gsigns[i, 4]
+            for k in range(w):
+                o[k] = s0 * src0[k] + ((s1 * src1[k] + s2 * src2[k]) + (s3 * src3[k] + s4 * src4[k]))
+            src5 = table[5, codes[i, 5], :w]
+            src6 = table[6, codes[i, 6], :w]
+            s5 = gsigns[i, 5]
+            s6 = gsigns[i, 6]
+            for k in range(w):
+                o[k] += s5 * src5[k] + s6 * src6[k]
+
+
+@njit(cache=True)
 def _dense_part(a, p, codes, gsigns, w, table):
     """``a <- H_m a`` for ``a`` read as an ``(m, p)`` matrix, ``H_m`` given by group codes.
 
@@ -429,6 +473,14 @@ def _dense_part(a, p, codes, gsigns, w, table):
     multiply-adds per output element.
     """
     m, ngroups = codes.shape
+    # m = 12 and 28 (the commonest base orders): fewer passes over each output row, with the
+    # sums associated as in the general loop below, so the results are the same bits
+    if ngroups == 3:
+        _dense_part_3(a, p, codes, gsigns, w, table)
+        return
+    if ngroups == 7:
+        _dense_part_7(a, p, codes, gsigns, w, table)
+        return
     for c0 in range(0, p, w):
         _group_table(a, p, c0, w, table)
         for i in range(m):
