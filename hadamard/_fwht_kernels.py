@@ -54,11 +54,15 @@ from numba import get_num_threads as numba_threads
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-L1_BLOCK = {4: 4096, 8: 2048}
-"""Elements per cache block, by item size (16 KiB: half of a 32 KiB L1d; 8 and 32 KiB measured slower)."""
+L1_BLOCK_BYTES = 16384
+"""Bytes per cache block (16 KiB: half of a 32 KiB L1d; 8 and 32 KiB measured slower)."""
+L1_BLOCK = {size: L1_BLOCK_BYTES // size for size in (4, 8)}
+"""Elements per cache block, by item size."""
 
-IN_REGISTER = {4: 64, 8: 32}
-"""Values per in-register block (``VECTORS`` 256-bit vectors), by item size."""
+IN_REGISTER_BYTES = 256
+"""Bytes per in-register block: ``VECTORS`` 256-bit vectors."""
+IN_REGISTER = {size: IN_REGISTER_BYTES // size for size in (4, 8)}
+"""Values per in-register block, by item size."""
 
 
 # ---- explicit SIMD through LLVM intrinsics ----
@@ -638,7 +642,8 @@ def sylvester_inplace(x, scale):
     general path does.
     """
     itemsize = x.itemsize
-    _sylvester_rows(x.reshape(x.size), x.shape[-1], 256 // itemsize, 16384 // itemsize, _like_elements(x, scale))
+    _sylvester_rows(x.reshape(x.size), x.shape[-1], IN_REGISTER_BYTES // itemsize, L1_BLOCK_BYTES // itemsize,
+                    _like_elements(x, scale))
 
 
 @njit(cache=True, parallel=True)
