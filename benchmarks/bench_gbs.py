@@ -108,6 +108,21 @@ def quantization_config(bits, args):
         gptq_target=args.gptq_target)
 
 
+def prepare(args, source=None, device="cpu"):
+    """``(model, GPTQ calibration windows, evaluation windows, FP evaluation)`` as a run with
+    ``args`` makes them: the model from ``source`` (None: the embedded one) on ``device``,
+    rotated per ``args.r1``, and its FP evaluation with log-probabilities kept."""
+    model = integrations.load_model(source, device=device)
+    tokenizer = integrations.load_tokenizer(source)
+    gptq_calib = integrations.tokenize_windows(integrations.load_text(split="calibration"), tokenizer,
+                                               seqlen=args.seqlen, max_windows=args.gptq_windows)
+    eval_data = integrations.tokenize_windows(integrations.load_text(split="eval"), tokenizer,
+                                              seqlen=args.eval_seqlen, max_windows=args.eval_windows)
+    integrations.rotate_model(model, integrations.RotationConfig(r1=args.r1))
+    fp = integrations.evaluate(model, eval_data, keep_logits=True, progress=False)
+    return model, gptq_calib, eval_data, fp
+
+
 def run_bits(fp_model, bits, args, gptq_calib, gbs_calib, gbs_calib_first, eval_data, fp_logprobs, rows, save):
     model = copy.deepcopy(fp_model)
     t0 = time.perf_counter()
@@ -207,18 +222,10 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    model = integrations.load_model(args.model, device=args.device)
-    tokenizer = integrations.load_tokenizer(args.model)
-    calib_text = integrations.load_text(split="calibration")
-    gptq_calib = integrations.tokenize_windows(calib_text, tokenizer, seqlen=args.seqlen,
-                                               max_windows=args.gptq_windows)
+    model, gptq_calib, eval_data, fp = prepare(args, args.model, args.device)
     gbs_calib = gptq_calib[: args.gbs_windows]
     # the main job hands the local objective every calibration window (it scores the first 2048 tokens)
     gbs_calib_first = gptq_calib if args.gbs_first_windows is None else gptq_calib[: args.gbs_first_windows]
-    eval_data = integrations.tokenize_windows(integrations.load_text(split="eval"), tokenizer,
-                                              seqlen=args.eval_seqlen, max_windows=args.eval_windows)
-    integrations.rotate_model(model, integrations.RotationConfig(r1=args.r1))
-    fp = integrations.evaluate(model, eval_data, keep_logits=True, progress=False)
     log(f"loaded and rotated in {time.perf_counter() - start:.1f} s; FP PPL {fp['ppl']:.3f}; "
         f"GBS calibration {tuple(gbs_calib.shape)}, eval {tuple(eval_data.shape)}, threads {torch.get_num_threads()}, "
         f"device {torch.cuda.get_device_name(0) if model.device.type == 'cuda' else 'cpu'}")

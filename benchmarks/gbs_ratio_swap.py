@@ -25,7 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench_gbs import quantization_config  # noqa: E402
+from bench_gbs import prepare, quantization_config  # noqa: E402
 
 import integrations  # noqa: E402
 from integrations import gbs  # noqa: E402
@@ -67,14 +67,8 @@ def main(argv=None):
     }
 
     start = time.perf_counter()
-    model = integrations.load_model()
-    tokenizer = integrations.load_tokenizer()
-    calib = integrations.tokenize_windows(integrations.load_text(split="calibration"), tokenizer,
-                                          seqlen=run.seqlen, max_windows=run.gptq_windows)
-    data = integrations.tokenize_windows(integrations.load_text(split="eval"), tokenizer,
-                                         seqlen=run.eval_seqlen, max_windows=run.eval_windows)
-    integrations.rotate_model(model, integrations.RotationConfig(r1=run.r1))
-    fp = integrations.evaluate(model, data, keep_logits=True, progress=False)
+    # the embedded model on this machine, whatever path the run recorded
+    model, calib, data, fp = prepare(run)
     integrations.quantize_model(model, quantization_config(bits, run), calib, progress=False)
     print(f"quantized W{bits}A{bits}KV{bits} as {args.results} did, in {time.perf_counter() - start:.0f} s; "
           f"FP PPL {fp['ppl']:.3f}", flush=True)
