@@ -294,6 +294,56 @@ def _columns_kernel(radix):
     return kernel
 
 
+def _split_row_kernel(k):
+    """An intrinsic ``(arr, start, quarter)``: the first levels of ``2**k`` runs of values
+    ``quarter`` apart, and the ``k`` levels across them, in registers.
+
+    The runs are ``arr[start + q*quarter :][:span]`` for ``q < 2**k``, ``span`` being
+    ``VECTORS >> k`` vectors; each run gets its first ``log2(span)`` levels (as in
+    :func:`_in_registers_kernel`), then the ``2**k`` runs one ``2**k``-point
+    butterfly per vector position: the levels ``quarter, 2*quarter, ...`` of a row of
+    ``2**k * quarter`` values. The widest levels of a row of a few blocks thus ride on
+    its one pass over memory instead of a pass of their own.
+    """
+    parts = 1 << k
+
+    @intrinsic
+    def kernel(typingctx, arr, start, quarter):
+        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
+            return None
+        sig = types.void(arr, start, quarter)
+
+        def codegen(context, builder, signature, args):
+            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
+            i64 = ir.IntType(64)
+            count = VECTORS // parts
+            start_, quarter_ = _as_i64(builder, args[1]), _as_i64(builder, args[2])
+            ptrs = []
+            for q in range(parts):
+                base = builder.add(start_, builder.mul(quarter_, ir.Constant(i64, q)))
+                vptr = builder.bitcast(builder.gep(data, [base]), vty.as_pointer())
+                ptrs.extend(builder.gep(vptr, [ir.Constant(i64, c)]) for c in range(count))
+            vs = [builder.load(q, align=align) for q in ptrs]
+            for q in range(parts):
+                run = vs[q * count : (q + 1) * count]
+                _in_register_network(builder, run, lanes, vty, count * lanes)
+                vs[q * count : (q + 1) * count] = run
+            for c in range(count):
+                column = vs[c::count]
+                _butterfly_network(builder, column)
+                vs[c::count] = column
+            for q, v in zip(ptrs, vs):
+                builder.store(v, q, align=align)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return kernel
+
+
+_split_row_2 = _split_row_kernel(1)
+_split_row_4 = _split_row_kernel(2)
+
 _radix16_vectors = _columns_kernel(16)
 _radix8_vectors = _columns_kernel(8)
 _radix4_vectors = _columns_kernel(4)
@@ -346,6 +396,10 @@ def _levels(a, h, stop, lanes):
         elif left == 4:
             _radix4_pass(a, h, lanes)
             h *= 4
+        elif left == 256 and stop * a.itemsize <= L1_BLOCK_BYTES:
+            # two radix-16 passes rather than radix 8, 8, 4 (after _split_row_kernel)
+            _radix16_pass(a, h, lanes)
+            h *= 16
         elif left == 16 and stop * a.itemsize <= 16384:
             # 16 legs within one L1-sized block; across a whole row, 16 streams a
             # power-of-two stride apart thrash the L1 sets (measured 2x slower)
@@ -412,9 +466,10 @@ def _sylvester_rows(a, n, reg, block, scale):
     """``a <- scale * H_n a`` on each of the length-``n`` rows stored back to back in the flat ``a``.
 
     ``n`` a power of two. Rows up to ``block`` long are transformed a block of
-    whole rows at a time (no per-row work: every pass runs over the block);
-    longer rows block by block and then the widest levels over the row. The
-    scale is applied while the block (or row) is still in cache.
+    whole rows at a time (no per-row work: every pass runs over the block).
+    Longer rows: one pass with the first levels and the widest one or two, then
+    the rest of the levels block by block, then any levels still left across
+    blocks. The scale is applied while the block (or row) is still in cache.
     """
     if n == 1:
         _scale(a, scale)
@@ -431,13 +486,24 @@ def _sylvester_rows(a, n, reg, block, scale):
             _levels(b, reg, n, lanes)
             _scale(b, scale)
         return
+    # longer rows: the first pass over memory does the first levels of 2 or 4 runs a
+    # quarter (or half) row apart and the 1 or 2 levels across them, then every block gets its
+    # remaining levels in cache, then any levels left across blocks (one pass fewer than
+    # whole blocks first and all levels across blocks last)
+    parts = 2 if n == 2 * block else 4
+    span = reg // parts
+    quarter = n // parts
     for r in range(0, a.size, n):
         row = a[r : r + n]
+        for i in range(0, quarter, span):
+            if parts == 2:
+                _split_row_2(row, i, quarter)
+            else:
+                _split_row_4(row, i, quarter)
         for j in range(0, n, block):
-            b = row[j : j + block]
-            _in_register_levels(b, reg, PREFETCH_AHEAD * block)
-            _levels(b, reg, block, lanes)
-        _levels(row, block, n, lanes)
+            _levels(row[j : j + block], span, block, lanes)
+        if quarter > block:
+            _levels(row, block, quarter, lanes)
         _scale(row, scale)
 
 
