@@ -32,11 +32,14 @@ Why the code looks the way it does (each point was measured):
   slower), so there the two radix-4 passes stay.
 * Rows up to 16 KiB are transformed a block of whole rows at a time: a pass
   with stride ``h < n`` over back-to-back rows is the same pass on every row,
-  so short rows cost no per-row work. Longer rows go in 16 KiB blocks (8 and
-  32 KiB measured slower) that are finished before the widest levels run
-  over the whole row. The in-register pass over a block prefetches the next
-  block, so that memory is read while the block is computed (10-15 % on
-  arrays larger than the caches). Rows shorter than one in-register block
+  so short rows cost no per-row work (8 and 32 KiB blocks measured slower).
+  The in-register pass over a block prefetches the next block, so that
+  memory is read while the block is computed (10-15 % on arrays larger than
+  the caches). Longer rows: the levels can run in any order, so the one pass
+  over memory also does the one or two widest levels (2 or 4 runs a half or
+  quarter row apart, :func:`_split_row_kernel`); then each block gets its
+  other levels in cache: a pass fewer than finishing every block first and
+  the levels across blocks last (1.04-1.18x). Rows shorter than one in-register block
   run the first log2(n) levels of the in-register kernel on a block of
   back-to-back rows.
 * The ``H_m`` part (``m`` a multiple of 4) is a Four-Russians product on
