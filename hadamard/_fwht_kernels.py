@@ -48,7 +48,7 @@ Why the code looks the way it does (each point was measured):
   Short sub-rows (``p <= 64``) go several rows at a time through a scratch
   that lays the same sub-row of each side by side, so those loops are long.
   The copy into that scratch does the in-register levels on the way
-  (:func:`_gather_kernel`; 1.08-1.29x against a copy and then the levels);
+  (:func:`_gather_levels`; 1.08-1.29x against a copy and then the levels);
   the copy out of it as explicit vectors measured no better than numba's
   loop (0.87-1.08x) and is not done.
 """
@@ -185,56 +185,57 @@ _wht_rows_of_16 = _in_registers_kernel(4)
 _wht_rows_of_32 = _in_registers_kernel(5)
 
 
-def _gather_kernel(levels=None, signed=False):
-    """An intrinsic ``(src, s0, sgn, g0, dst, d0)``: ``dst[d0:d0+L] <- H_L (sgn[g0:g0+L] * src[s0:s0+L])``
-    restricted to its first levels, ``L = 2**levels`` values (default: one in-register block,
-    ``VECTORS * lanes``; ``L >= lanes``). ``sgn`` is read only when ``signed``.
+@intrinsic
+def _gather_levels(typingctx, src, s0, sgn, g0, dst, d0, span):
+    """``dst[d0:d0+span] <- H_span (sgn[g0:g0+span] * src[s0:s0+span])``, ``sgn=None``
+    meaning no signs; ``span`` a power of two from one vector (``lanes`` values) to one
+    in-register block (``VECTORS * lanes``); any other ``span`` does nothing.
 
-    The copy into the scratch of :func:`_bundled_rows` fused with the in-register levels that
-    follow it: the same operations on the same values, so the same bits, one pass fewer
-    over the scratch.
+    The copy into the scratch of :func:`_bundled_rows` fused with the in-register levels
+    that follow it: the same operations on the same values, so the same bits, and one pass
+    fewer over the scratch. The span is switched on inside the kernel, so the caller's
+    loop holds no call (a dispatching function called per sub-row cost more than the
+    fusion saved); signs or none is the type of ``sgn``, fixed when compiling (a run-time
+    test cost 20 % at one-vector sub-rows).
     """
+    signed = not isinstance(sgn, types.NoneType)
+    float_arrays = all(isinstance(a, types.Array) and a.dtype == src.dtype for a in ((src, sgn, dst) if signed else (src, dst)))
+    if not (float_arrays and src.dtype in (types.float32, types.float64) and isinstance(span, types.Integer)):
+        return None
+    sig = types.void(src, s0, sgn, g0, dst, d0, span)
 
-    @intrinsic
-    def kernel(typingctx, src, s0, sgn, g0, dst, d0):
-        float_arrays = all(isinstance(a, types.Array) and a.dtype == src.dtype for a in (src, sgn, dst))
-        if not (float_arrays and src.dtype in (types.float32, types.float64)):
-            return None
-        sig = types.void(src, s0, sgn, g0, dst, d0)
+    def codegen(context, builder, signature, args):
+        data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
 
-        def codegen(context, builder, signature, args):
-            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-            span = VECTORS * lanes if levels is None else 1 << levels
-            count = span // lanes
+        def vectors(index, start, count):
+            base = _vector_setup(context, builder, signature.args[index], args[index])[0]
+            vptr = builder.bitcast(builder.gep(base, [_as_i64(builder, start)]), vty.as_pointer())
+            return [builder.gep(vptr, [ir.Constant(ir.IntType(64), k)]) for k in range(count)]
 
-            def vectors(arg, ty, start):
-                base = _vector_setup(context, builder, ty, arg)[0]
-                vptr = builder.bitcast(builder.gep(base, [_as_i64(builder, start)]), vty.as_pointer())
-                return [builder.gep(vptr, [ir.Constant(ir.IntType(64), k)]) for k in range(count)]
-
-            vs = [builder.load(q, align=align) for q in vectors(args[0], signature.args[0], args[1])]
-            if signed:
-                gs = [builder.load(q, align=align) for q in vectors(args[2], signature.args[2], args[3])]
+        def emit(width, with_signs):
+            count = width // lanes
+            vs = [builder.load(q, align=align) for q in vectors(0, args[1], count)]
+            if with_signs:
+                gs = [builder.load(q, align=align) for q in vectors(2, args[3], count)]
                 vs = [builder.fmul(v, g) for v, g in zip(vs, gs)]
-            _in_register_network(builder, vs, lanes, vty, span)
-            for q, v in zip(vectors(args[4], signature.args[4], args[5]), vs):
+            _in_register_network(builder, vs, lanes, vty, width)
+            for q, v in zip(vectors(4, args[5], count), vs):
                 builder.store(v, q, align=align)
-            return context.get_dummy_value()
 
-        return sig, codegen
+        done = builder.append_basic_block("gather.done")
+        switch = builder.switch(args[6], done)
+        width = lanes
+        while width <= VECTORS * lanes:
+            case = builder.append_basic_block(f"gather.{width}")
+            switch.add_case(ir.Constant(args[6].type, width), case)
+            builder.position_at_end(case)
+            emit(width, signed)
+            builder.branch(done)
+            width *= 2
+        builder.position_at_end(done)
+        return context.get_dummy_value()
 
-    return kernel
-
-
-# one kernel per (sub-row length, signs): sub-rows of 8 ... 32 values (float32 p < 64;
-# float64 uses 4 ... 16), or whole in-register blocks
-_GATHER_LEVELS = (2, 3, 4, 5)
-_gather_rows_of_4, _gather_rows_of_8, _gather_rows_of_16, _gather_rows_of_32 = (_gather_kernel(k) for k in _GATHER_LEVELS)
-_gather_signed_rows_of_4, _gather_signed_rows_of_8, _gather_signed_rows_of_16, _gather_signed_rows_of_32 = (
-    _gather_kernel(k, signed=True) for k in _GATHER_LEVELS
-)
-_gather_block = _gather_kernel()
-_gather_signed_block = _gather_kernel(signed=True)
+    return sig, codegen
 
 
 @intrinsic
@@ -675,32 +676,15 @@ def _transform_row(a, p, codes, gsigns, w, pre, post, scale, reg, block, table):
             a[i] *= scale
 
 
-@njit(cache=True, inline="always")  # inlined into the gather loop: as a call it cost more than it saved
-def _gather_levels(src, s0, sgn, g0, dst, d0, span):
-    """``dst[d0:d0+span] <- H_span (sgn * src)[...]`` through the matching :func:`_gather_kernel`
-    (``span`` one in-register block, or a power of two from one vector up to it);
-    an empty ``sgn`` means no signs."""
-    if sgn.size:
-        if span == 4:
-            _gather_signed_rows_of_4(src, s0, sgn, g0, dst, d0)
-        elif span == 8:
-            _gather_signed_rows_of_8(src, s0, sgn, g0, dst, d0)
-        elif span == 16:
-            _gather_signed_rows_of_16(src, s0, sgn, g0, dst, d0)
-        elif span == 32 and 32 < IN_REGISTER_BYTES // src.itemsize:
-            _gather_signed_rows_of_32(src, s0, sgn, g0, dst, d0)
-        else:
-            _gather_signed_block(src, s0, sgn, g0, dst, d0)
-    elif span == 4:
-        _gather_rows_of_4(src, s0, sgn, g0, dst, d0)
-    elif span == 8:
-        _gather_rows_of_8(src, s0, sgn, g0, dst, d0)
-    elif span == 16:
-        _gather_rows_of_16(src, s0, sgn, g0, dst, d0)
-    elif span == 32 and 32 < IN_REGISTER_BYTES // src.itemsize:
-        _gather_rows_of_32(src, s0, sgn, g0, dst, d0)
-    else:
-        _gather_block(src, s0, sgn, g0, dst, d0)
+@njit(cache=True)
+def _gather_bundle(x, r0, count, m, p, sgn, scratch, width, span):
+    """Rows ``r0:r0+count`` of ``x`` into the bundle scratch, sub-row ``i`` of row ``r`` at
+    ``i * width + r * p``, through :func:`_gather_levels` (``sgn`` the signs or None)."""
+    n = m * p
+    for r in range(count):
+        for i in range(m):
+            for k in range(0, p, span):
+                _gather_levels(x, (r0 + r) * n + i * p + k, sgn, i * p + k, scratch, i * width + r * p + k, span)
 
 
 @njit(cache=True)
@@ -728,10 +712,10 @@ def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block
     for r0 in range(start, stop, bundle):
         count = min(bundle, stop - r0)
         if fused:
-            for r in range(count):
-                for i in range(m):
-                    for k in range(0, p, span):
-                        _gather_levels(x, (r0 + r) * n + i * p + k, pre, i * p + k, scratch, i * width + r * p + k, span)
+            if pre.size:
+                _gather_bundle(x, r0, count, m, p, pre, scratch, width, span)
+            else:
+                _gather_bundle(x, r0, count, m, p, None, scratch, width, span)
             if p > reg:
                 _levels(scratch, reg, p, lanes)
         else:
