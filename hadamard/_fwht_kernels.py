@@ -37,7 +37,7 @@ Why the code looks the way it does (each point was measured):
   memory is read while the block is computed (10-15 % on arrays larger than
   the caches). Longer rows: the levels can run in any order, so the one pass
   over memory also does the one or two widest levels (2 or 4 runs a half or
-  quarter row apart, :func:`_split_row_kernel`); then each block gets its
+  quarter row apart, :func:`_columns_kernel` with ``legs_first``); then each block gets its
   other levels in cache: a pass fewer than finishing every block first and
   the levels across blocks last (1.04-1.18x). Rows shorter than one in-register block
   run the first log2(n) levels of the in-register kernel on a block of
@@ -260,12 +260,18 @@ def _prefetch(typingctx, arr, start):
     return sig, codegen
 
 
-def _columns_kernel(radix):
+def _columns_kernel(radix, legs_first=False):
     """An intrinsic ``(arr, start, h)``: levels ``h .. radix*h/2`` on ``VECTORS`` vectors.
 
     The vectors are ``arr[start + r*h + c*lanes]`` for ``r < radix`` and
     ``c < VECTORS // radix`` (``h >= VECTORS // radix * lanes``): ``radix``-point
     butterflies down each of the ``c`` columns, with every register in use.
+
+    ``legs_first``: each leg ``r`` (its ``VECTORS // radix`` vectors side by side) first
+    gets its own first levels, as in :func:`_in_registers_kernel`. With ``h`` a half or a
+    quarter of a row, one pass over memory then does the first levels of the row *and*
+    its widest one or two (the levels of a Sylvester transform can run in any order),
+    instead of the widest levels taking a pass of their own.
     """
     cols = max(1, VECTORS // radix)
 
@@ -285,6 +291,11 @@ def _columns_kernel(radix):
                     off = builder.add(start_, builder.add(builder.mul(h_, ir.Constant(i64, r)), ir.Constant(i64, c * lanes)))
                     ptrs.append(builder.bitcast(builder.gep(data, [off]), vty.as_pointer()))
             vs = [builder.load(q, align=align) for q in ptrs]
+            if legs_first:
+                for r in range(radix):
+                    leg = vs[r::radix]
+                    _in_register_network(builder, leg, lanes, vty, cols * lanes)
+                    vs[r::radix] = leg
             for c in range(cols):
                 col = vs[c * radix : (c + 1) * radix]
                 _butterfly_network(builder, col)
@@ -298,56 +309,8 @@ def _columns_kernel(radix):
     return kernel
 
 
-def _split_row_kernel(k):
-    """An intrinsic ``(arr, start, quarter)``: the first levels of ``2**k`` runs of values
-    ``quarter`` apart, and the ``k`` levels across them, in registers.
-
-    The runs are ``arr[start + q*quarter :][:span]`` for ``q < 2**k``, ``span`` being
-    ``VECTORS >> k`` vectors; each run gets its first ``log2(span)`` levels (as in
-    :func:`_in_registers_kernel`), then the ``2**k`` runs one ``2**k``-point
-    butterfly per vector position: the levels ``quarter, 2*quarter, ...`` of a row of
-    ``2**k * quarter`` values. The widest levels of a row of a few blocks thus ride on
-    its one pass over memory instead of a pass of their own.
-    """
-    parts = 1 << k
-
-    @intrinsic
-    def kernel(typingctx, arr, start, quarter):
-        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
-            return None
-        sig = types.void(arr, start, quarter)
-
-        def codegen(context, builder, signature, args):
-            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-            i64 = ir.IntType(64)
-            count = VECTORS // parts
-            start_, quarter_ = _as_i64(builder, args[1]), _as_i64(builder, args[2])
-            ptrs = []
-            for q in range(parts):
-                base = builder.add(start_, builder.mul(quarter_, ir.Constant(i64, q)))
-                vptr = builder.bitcast(builder.gep(data, [base]), vty.as_pointer())
-                ptrs.extend(builder.gep(vptr, [ir.Constant(i64, c)]) for c in range(count))
-            vs = [builder.load(q, align=align) for q in ptrs]
-            for q in range(parts):
-                run = vs[q * count : (q + 1) * count]
-                _in_register_network(builder, run, lanes, vty, count * lanes)
-                vs[q * count : (q + 1) * count] = run
-            for c in range(count):
-                column = vs[c::count]
-                _butterfly_network(builder, column)
-                vs[c::count] = column
-            for q, v in zip(ptrs, vs):
-                builder.store(v, q, align=align)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return kernel
-
-
-_split_row_2 = _split_row_kernel(1)
-_split_row_4 = _split_row_kernel(2)
-
+_split_row_2 = _columns_kernel(2, legs_first=True)
+_split_row_4 = _columns_kernel(4, legs_first=True)
 _radix16_vectors = _columns_kernel(16)
 _radix8_vectors = _columns_kernel(8)
 _radix4_vectors = _columns_kernel(4)
@@ -401,7 +364,7 @@ def _levels(a, h, stop, lanes):
             _radix4_pass(a, h, lanes)
             h *= 4
         elif left == 256 and stop * a.itemsize <= L1_BLOCK_BYTES:
-            # two radix-16 passes rather than radix 8, 8, 4 (after _split_row_kernel)
+            # two radix-16 passes rather than radix 8, 8, 4 (after a legs-first pass)
             _radix16_pass(a, h, lanes)
             h *= 16
         elif left == 16 and stop * a.itemsize <= 16384:
