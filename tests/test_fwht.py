@@ -52,16 +52,34 @@ def test_parallel_path_matches_dense(dtype):
         assert rel_err(hadamard.fwht(x), dense(x, n)) < TOL[dtype]
 
 
-@pytest.mark.parametrize("n", [1, 16, 12, 40, 28 * 32, 1024])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+# sub-rows of 1 ... 64 values: 12 * 8, 36 * 16, 28 * 32 and 12 * 64 go through the
+# bundled driver, whose copy-in does the signs and the first levels in one kernel
+@pytest.mark.parametrize("n", [1, 16, 12, 40, 12 * 8, 36 * 16, 28 * 32, 12 * 64, 1024])
 @pytest.mark.parametrize("normalized", [True, False])
-def test_signs_and_inverse_match_dense(n, normalized):
-    x = np.random.default_rng(1).standard_normal((3, n))
+def test_signs_and_inverse_match_dense(n, normalized, dtype):
+    x = np.random.default_rng(1).standard_normal((9, n)).astype(dtype)
     s = hadamard.random_signs(n, seed=5)
     y = hadamard.fwht(x, signs=s, normalized=normalized)
-    assert rel_err(y, dense(x, n, normalized=normalized, signs=s)) < 1e-12
+    assert rel_err(y, dense(x, n, normalized=normalized, signs=s)) < TOL[dtype]
     back = hadamard.fwht(y, signs=s, normalized=normalized, inverse=True)
-    assert rel_err(back, dense(y, n, normalized=normalized, signs=s, inverse=True)) < 1e-12
-    assert np.allclose(back, x, atol=1e-10)
+    assert rel_err(back, dense(y, n, normalized=normalized, signs=s, inverse=True)) < TOL[dtype]
+    assert np.allclose(back, x, atol=10 * TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", range(12, 18))
+def test_long_rows_match_the_halving_recursion(k, dtype):
+    # rows longer than one 16 KiB block take another route (their widest levels ride on the
+    # first pass), and a dense reference of this size is too big: check
+    # H_2n [a, b] = [H_n a + H_n b, H_n a - H_n b] against the transform of half the
+    # length, which the dense test above pins down up to 2^11 (and this test, inductively, above)
+    n = 1 << k
+    x = np.random.default_rng(k).standard_normal((3, n)).astype(dtype)
+    y = hadamard.fwht(x, normalized=False)
+    a = hadamard.fwht(x[:, : n // 2], normalized=False).astype(np.float64)
+    b = hadamard.fwht(x[:, n // 2 :], normalized=False).astype(np.float64)
+    assert rel_err(y, np.concatenate([a + b, a - b], axis=1)) < TOL[dtype]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
