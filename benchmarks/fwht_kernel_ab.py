@@ -1,0 +1,118 @@
+"""Same-process A/B of the FWHT kernels: this working tree against another git revision.
+
+The kernel module ``hadamard/_fwht_kernels.py`` of ``--base`` (a git revision) is
+loaded beside the current one, under another name and without numba's disk cache, and
+both transform the same array in turn, ``--repeats`` times each; the medians and their
+ratio are printed, and whether the two results are the same bits. Timing both in one
+process, alternately, is what makes a 5-10 % change visible on a machine whose
+run-to-run noise is larger than that. Run from the repository root::
+
+    python benchmarks/fwht_kernel_ab.py --base HEAD~1 --cases float32:2^13 float64:2^10 float32:12x64
+    python benchmarks/fwht_kernel_ab.py --base 7df9231 --cases float32:28x64:signs float64:36x16:inverse
+
+A case is ``dtype:2^k`` (a power of two, ``sylvester_serial``) or ``dtype:MxP`` with
+optional ``:signs``, ``:inverse`` and ``:raw`` (unnormalized) flags (``transform_serial``
+with the arguments ``hadamard.fwht`` would pass). One thread (``numba.set_num_threads(1)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numba
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from hadamard import _fwht  # noqa: E402
+from hadamard import _fwht_kernels as current  # noqa: E402
+
+KERNELS = "hadamard/_fwht_kernels.py"
+
+
+def load_revision(rev: str, folder: str):
+    """The kernel module of git revision ``rev`` as a separate, uncached module."""
+    try:
+        text = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:{KERNELS}"], check=True,
+                              capture_output=True, text=True).stdout
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"cannot read {KERNELS} at revision {rev!r}: {exc.stderr.strip()}") from exc
+    path = os.path.join(folder, "fwht_kernels_base.py")
+    with open(path, "w") as f:
+        # numba's cache is keyed by file: a second copy must not share (or pollute) it
+        f.write(text.replace("cache=True", "cache=False"))
+    spec = importlib.util.spec_from_file_location("fwht_kernels_base", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_case(text: str):
+    """``(dtype, m, p, flags)`` from ``float32:2^13`` or ``float64:12x64:signs:inverse``."""
+    parts = text.split(":")
+    if len(parts) < 2 or parts[0] not in ("float32", "float64"):
+        raise SystemExit(f"bad case {text!r}: want dtype:2^k or dtype:MxP[:signs][:inverse][:raw], dtype float32/float64")
+    size, flags = parts[1], set(parts[2:])
+    unknown = flags - {"signs", "inverse", "raw"}
+    if unknown:
+        raise SystemExit(f"bad case {text!r}: unknown flags {sorted(unknown)} (accepted: signs, inverse, raw)")
+    if size.startswith("2^"):
+        return np.dtype(parts[0]), 1, 1 << int(size[2:]), flags
+    m, _, p = size.partition("x")
+    return np.dtype(parts[0]), int(m), int(p), flags
+
+
+def runner(module, dtype, m, p, flags):
+    reg, block = module.IN_REGISTER[dtype.itemsize], module.L1_BLOCK[dtype.itemsize]
+    if m == 1 and not flags & {"signs", "inverse"}:
+        return lambda a: module.sylvester_serial(a, 1.0, reg, block)
+    n = m * p
+    signs = _fwht.random_signs(n, 0) if "signs" in flags else None
+    spec = _fwht._Spec.build(n, m, p, dtype, normalized="raw" not in flags, signs=signs, inverse="inverse" in flags)
+    return lambda a: module.transform_serial(a, spec.p, spec.codes, spec.gsigns, spec.w, spec.pre, spec.post,
+                                             spec.scale, reg, block)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", required=True, help="git revision whose kernels are compared with the working tree's")
+    ap.add_argument("--cases", nargs="+", required=True, help="dtype:2^k or dtype:MxP[:signs][:inverse][:raw]")
+    ap.add_argument("--mib", type=int, default=64, help="array size in MiB (default 64)")
+    ap.add_argument("--repeats", type=int, default=9)
+    args = ap.parse_args(argv)
+    numba.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as folder:
+        base = load_revision(args.base, folder)
+        print(f"ns per element, median of {args.repeats}, ~{args.mib} MiB, one thread; base = {args.base}")
+        for text in args.cases:
+            dtype, m, p, flags = parse_case(text)
+            n = m * p
+            src = np.random.default_rng(n).standard_normal((max(1, (args.mib << 20) // (n * dtype.itemsize)), n)).astype(dtype)
+            work = np.empty_like(src)
+            fns = {"base": runner(base, dtype, m, p, flags), "this": runner(current, dtype, m, p, flags)}
+            results, times = {}, {k: [] for k in fns}
+            for name, fn in fns.items():  # compile, and keep each result for the bit comparison
+                np.copyto(work, src)
+                fn(work)
+                results[name] = work.copy()
+            for _ in range(args.repeats):
+                for name, fn in fns.items():
+                    np.copyto(work, src)
+                    t = time.perf_counter()
+                    fn(work)
+                    times[name].append(time.perf_counter() - t)
+            med = {k: float(np.median(v)) / src.size * 1e9 for k, v in times.items()}
+            same = np.array_equal(results["base"].view(np.uint8), results["this"].view(np.uint8))
+            print(f"  {text:28s} base {med['base']:.3f}  this {med['this']:.3f}  this/base speed {med['base'] / med['this']:.2f}x"
+                  f"  {'same bits' if same else 'bits differ'}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
