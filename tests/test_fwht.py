@@ -47,7 +47,7 @@ def test_matches_dense(n, dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_parallel_path_matches_dense(dtype):
     # more than 2^16 elements: the multi-threaded kernel runs
-    for n, rows in ((2048, 48), (12 * 256, 40), (8, 20000)):
+    for n, rows in ((2048, 48), (12 * 256, 40), (8, 20000), (12 * 64, 100), (1 << 12, 20)):
         x = np.random.default_rng(rows).standard_normal((rows, n)).astype(dtype)
         assert rel_err(hadamard.fwht(x), dense(x, n)) < TOL[dtype]
 
@@ -75,11 +75,12 @@ def test_long_rows_match_the_halving_recursion(k, dtype):
     # H_2n [a, b] = [H_n a + H_n b, H_n a - H_n b] against the transform of half the
     # length, which the dense test above pins down up to 2^11 (and this test, inductively, above)
     n = 1 << k
-    x = np.random.default_rng(k).standard_normal((3, n)).astype(dtype)
-    y = hadamard.fwht(x, normalized=False)
-    a = hadamard.fwht(x[:, : n // 2], normalized=False).astype(np.float64)
-    b = hadamard.fwht(x[:, n // 2 :], normalized=False).astype(np.float64)
-    assert rel_err(y, np.concatenate([a + b, a - b], axis=1)) < TOL[dtype]
+    for rows in (3, (1 << 17) // n + 1):  # one thread, and (over 2^16 elements) the parallel kernel
+        x = np.random.default_rng(k).standard_normal((rows, n)).astype(dtype)
+        y = hadamard.fwht(x, normalized=False)
+        a = hadamard.fwht(x[:, : n // 2], normalized=False).astype(np.float64)
+        b = hadamard.fwht(x[:, n // 2 :], normalized=False).astype(np.float64)
+        assert rel_err(y, np.concatenate([a + b, a - b], axis=1)) < TOL[dtype]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
