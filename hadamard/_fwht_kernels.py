@@ -209,6 +209,8 @@ def _wht_two_blocks(typingctx, arr, start):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
 # rows of 2, 4, ..., 32 values, a whole block of VECTORS vectors at a time (float32 needs up
 # to 32 = 2^5 below its 64-value block, float64 up to 16 below its 32)
 _wht_rows_of_2 = _in_registers_kernel(1)
@@ -400,7 +402,7 @@ def _levels(a, h, stop, lanes):
             # two radix-16 passes rather than radix 8, 8, 4 (after a legs-first pass)
             _radix16_pass(a, h, lanes)
             h *= 16
-        elif left == 16 and stop * a.itemsize <= 16384:
+        elif left == 16 and stop * a.itemsize <= L1_BLOCK_BYTES:
             # 16 legs within one L1-sized block; across a whole row, 16 streams a
             # power-of-two stride apart thrash the L1 sets (measured 2x slower)
             _radix16_pass(a, h, lanes)
@@ -714,7 +716,7 @@ def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block
     scratch = np.zeros(m * width, dtype=x.dtype)  # zeros: a short last bundle leaves finite values behind
     table = np.empty((codes.shape[1], 8, w), dtype=x.dtype)
     # sub-rows of at least one vector: the copy into the scratch does the in-register levels
-    # on the way (float32 m = 12, 28, p = 2^6: 1.12-1.21x against a copy and then the levels)
+    # on the way (1.08-1.29x against a copy and then the levels; shorter ones copy first)
     fused = p >= lanes
     span = min(p, reg)
     for r0 in range(start, stop, bundle):
