@@ -215,10 +215,7 @@ class QuantizationConfig:
             raise ValueError(f"clip_grid must be a non-empty tuple of ratios in (0, 1], got {self.clip_grid!r}")
         if self.gptq_target not in GPTQ_TARGETS:
             raise ValueError(f"gptq_target must be one of {GPTQ_TARGETS}, got {self.gptq_target!r}")
-        damp = self.target_damp
-        # the same rule as quant.gptq_quantize, checked here so a bad config fails when it is made
-        if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not 0 < damp < float("inf"):
-            raise ValueError(f"target_damp must be a finite number > 0, got {self.target_damp!r}")
+        quant.check_target_damp(self.target_damp)  # gptq_quantize's rule, so a bad config fails when it is made
 
     @classmethod
     def w_a_kv(cls, bits: int, **changes) -> "QuantizationConfig":

@@ -12,7 +12,7 @@ tensor([[ 1., -3.,  0.,  2.]])
 
 from ._clipping import mse_clip_search
 from ._config import GRANULARITIES, QuantConfig
-from ._gptq import GPTQError, GPTQResult, SingularHessianWarning, gptq_quantize
+from ._gptq import GPTQError, GPTQResult, SingularHessianWarning, check_target_damp, gptq_quantize
 from ._hessian import HessianAccumulator
 from ._kv import KVQuantConfig, fake_quantize_kv, quantize_kv
 from ._packing import pack_codes, packed_nbytes, unpack_codes
@@ -31,6 +31,7 @@ __all__ = [
     "QuantParams",
     "QuantizedTensor",
     "SingularHessianWarning",
+    "check_target_damp",
     "code_range",
     "compute_qparams",
     "fake_quantize",

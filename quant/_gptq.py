@@ -173,7 +173,7 @@ def gptq_quantize(
     H = H_given = _checked_hessian(hessian, weight)
     _check_options(cfg, weight.shape[1], block_size, damp)
     if cross is not None:
-        _check_target_damp(target_damp)
+        check_target_damp(target_damp)
     rows, cols = weight.shape
 
     W = weight.detach().to(torch.float32).clone()
@@ -274,7 +274,21 @@ def _float_target(W: torch.Tensor, H: torch.Tensor, cross: torch.Tensor, damp: f
     return torch.cholesky_solve(rhs, L).T.to(torch.float32).contiguous()
 
 
-def _check_target_damp(damp) -> None:
+def check_target_damp(damp) -> None:
+    """Raise ``ValueError`` unless ``damp`` is a valid ``target_damp`` of :func:`gptq_quantize`.
+
+    A finite int or float > 0 (not a bool). Public so that configuration objects that
+    carry the option (``integrations.QuantizationConfig``) refuse a bad value when they
+    are made, by the same rule.
+
+    Examples
+    --------
+    >>> check_target_damp(1.0)
+    >>> check_target_damp(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: target_damp must be a finite number > 0, got nan
+    """
     if isinstance(damp, bool) or not isinstance(damp, (int, float)) or not math.isfinite(damp) or damp <= 0:
         raise ValueError(f"target_damp must be a finite number > 0, got {damp!r}")
 
