@@ -23,14 +23,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numba
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench_fwht import measure  # noqa: E402
 from hadamard import _fwht  # noqa: E402
 from hadamard import _fwht_kernels as current  # noqa: E402
 
@@ -63,10 +64,13 @@ def parse_case(text: str):
     unknown = flags - {"signs", "inverse", "raw"}
     if unknown:
         raise SystemExit(f"bad case {text!r}: unknown flags {sorted(unknown)} (accepted: signs, inverse, raw)")
-    if size.startswith("2^"):
-        return np.dtype(parts[0]), 1, 1 << int(size[2:]), flags
-    m, _, p = size.partition("x")
-    return np.dtype(parts[0]), int(m), int(p), flags
+    try:
+        if size.startswith("2^"):
+            return np.dtype(parts[0]), 1, 1 << int(size[2:]), flags
+        m, _, p = size.partition("x")
+        return np.dtype(parts[0]), int(m), int(p), flags
+    except ValueError:
+        raise SystemExit(f"bad case {text!r}: the size must be 2^k or MxP with integers k, M, P") from None
 
 
 def runner(module, dtype, m, p, flags):
@@ -95,20 +99,12 @@ def main(argv=None) -> None:
             dtype, m, p, flags = parse_case(text)
             n = m * p
             src = np.random.default_rng(n).standard_normal((max(1, (args.mib << 20) // (n * dtype.itemsize)), n)).astype(dtype)
-            work = np.empty_like(src)
             fns = {"base": runner(base, dtype, m, p, flags), "this": runner(current, dtype, m, p, flags)}
-            results, times = {}, {k: [] for k in fns}
-            for name, fn in fns.items():  # compile, and keep each result for the bit comparison
-                np.copyto(work, src)
-                fn(work)
-                results[name] = work.copy()
-            for _ in range(args.repeats):
-                for name, fn in fns.items():
-                    np.copyto(work, src)
-                    t = time.perf_counter()
-                    fn(work)
-                    times[name].append(time.perf_counter() - t)
-            med = {k: float(np.median(v)) / src.size * 1e9 for k, v in times.items()}
+            results = {}
+            for name, fn in fns.items():  # compiles too; each result kept for the bit comparison
+                results[name] = src.copy()
+                fn(results[name])
+            med = {k: seconds / src.size * 1e9 for k, seconds in measure(fns, src, args.repeats).items()}
             same = np.array_equal(results["base"].view(np.uint8), results["this"].view(np.uint8))
             print(f"  {text:28s} base {med['base']:.3f}  this {med['this']:.3f}  this/base speed {med['base'] / med['this']:.2f}x"
                   f"  {'same bits' if same else 'bits differ'}", flush=True)
