@@ -67,9 +67,9 @@ def main(argv=None):
                 kernels._group_table(row, p, c0, w, table)
 
     @numba.njit
-    def dense(row, p, codes, gsigns, w, table, reps):
+    def dense(row, p, codes, signs, w, table, offsets, reps):
         for _ in range(reps):
-            kernels._dense_part(row, p, codes, gsigns, w, table)
+            kernels._dense_part(row, p, codes, signs, w, table, offsets, row, 0, p, 0, p)
             row[0] *= 0.5  # keeps the values bounded (H_m grows them by sqrt(m) per pass)
 
     print(f"{args.dtype}, one thread, one row kept in cache; ns per element (median of {args.repeats})")
@@ -82,15 +82,18 @@ def main(argv=None):
         if spec.codes.shape[1] == 0:
             raise SystemExit(f"{text}: m = {m} has no dense factor to profile")
         row = np.random.default_rng(0).standard_normal(n).astype(dtype)
-        table = np.empty((spec.codes.shape[1], 8, spec.w), dtype=dtype)
+        w = min(p, spec.w)
+        table = np.empty((spec.codes.shape[1], 8, w), dtype=dtype)
+        offsets = kernels.table_offsets(spec.codes, w)
+        signs = np.ascontiguousarray(spec.gsigns).reshape(-1)
         reps = max(1, args.elements // n)
         butterflies(row, p, 1)
-        tables(row, p, spec.w, table, 1)
-        dense(row, p, spec.codes, spec.gsigns, spec.w, table, 1)
+        tables(row, p, w, table, 1)
+        dense(row, p, spec.codes, signs, w, table, offsets, 1)
         per = 1e9 / (reps * n)
         tb = median_seconds(lambda: butterflies(row, p, reps), args.repeats) * per
-        tt = median_seconds(lambda: tables(row, p, spec.w, table, reps), args.repeats) * per
-        td = median_seconds(lambda: dense(row, p, spec.codes, spec.gsigns, spec.w, table, reps), args.repeats) * per
+        tt = median_seconds(lambda: tables(row, p, w, table, reps), args.repeats) * per
+        td = median_seconds(lambda: dense(row, p, spec.codes, signs, w, table, offsets, reps), args.repeats) * per
         print(f"| {m} x {p} | {tb:.3f} | {tt:.3f} | {td:.3f} | {td - tt:.3f} |", flush=True)
 
 

@@ -337,7 +337,7 @@ class _Spec:
     def set_factor(self, dtype: np.dtype, transpose: bool) -> None:
         self.hm = _dense_factor(self.m, dtype.str, transpose)
         self.codes, self.gsigns = _group_codes(self.m, dtype.str, transpose)
-        self.w = _column_block(self.codes.shape[1], self.p, dtype.itemsize)
+        self.w = _column_block(self.codes.shape[1], dtype.itemsize)
 
 
 _EMPTY = {np.dtype(t).str: np.empty(0, dtype=t) for t in (np.float32, np.float64)}
@@ -368,16 +368,24 @@ def _group_codes(m: int, dtype: str, transpose: bool) -> tuple[np.ndarray, np.nd
     return codes, np.ascontiguousarray(first)
 
 
-def _column_block(ngroups: int, p: int, itemsize: int) -> int:
-    """Columns per block of the ``H_m`` product.
+_TABLE_BYTES = 32768
+"""Most bytes of Four-Russians table per column block of the ``H_m`` product (half of L1)."""
 
-    256 when ``p`` allows: the vectorized inner loops handle 32 elements
-    per iteration and shorter rows fall to scalar remainder loops, and each
-    loop has a fixed cost (aliasing checks), so longer is better -- 256
-    measured 15-30 % faster than 64 at ``p = 2^10`` for ``m = 28, 172`` --
-    while the table (``ngroups * 8 * w`` values) grows with ``w``.
+
+def _column_block(ngroups: int, itemsize: int) -> int:
+    """Columns per block of the ``H_m`` product (the kernels cap it at the row's length).
+
+    The product reads its table ``m/4`` times per output, so the table
+    (``ngroups * 8 * w`` values) should stay in L1: the widest power of two
+    up to 256 that keeps it within ``_TABLE_BYTES``, but at least one run of
+    the kernel's registers (64 float32 or 32 float64 values: shorter runs
+    fall to scalar code).
     """
-    return max(1, min(p, 256))
+    run = 256 // itemsize  # VECTORS 256-bit vectors
+    w = 256
+    while w > run and ngroups * 8 * w * itemsize > _TABLE_BYTES:
+        w //= 2
+    return w
 
 
 def _run(work: np.ndarray, spec: _Spec) -> None:

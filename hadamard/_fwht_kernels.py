@@ -86,8 +86,6 @@ PREFETCH_AHEAD = 1
 #: float64 1.04-1.16x; at p = 2^7 it was 0.94-0.97x, so longer sub-rows stay row by row.
 BUNDLE_WIDTH = 512
 BUNDLE_MIN = 8
-#: Column block of the ``H_m`` passes over a bundle (``hadamard._fwht._column_block``'s 256).
-BUNDLE_COLUMNS = 256
 
 
 def _vector_setup(context, builder, arrty, arg):
@@ -206,6 +204,135 @@ def _wht_two_blocks(typingctx, arr, start):
             a = builder.load(ptrs[k], align=align)
             builder.store(builder.fadd(a, second[k]), ptrs[k], align=align)
             builder.store(builder.fsub(a, second[k]), ptrs[VECTORS + k], align=align)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _sum_table_rows(typingctx, table, offsets, gsigns, i0, count, k, dst, d0):
+    """``dst[d0:d0+VECTORS*lanes] <- sum over q < count of
+    gsigns[i0+q] * table[offsets[i0+q]+k : ... + VECTORS*lanes]``.
+
+    One output row of the Four-Russians product (:func:`_dense_part`) on one
+    run of columns: the ``VECTORS`` partial sums stay in registers over all
+    ``count`` groups, so each table row is loaded once and the output stored
+    once (the loop of numba over the columns loads and stores the output once
+    per pass of at most four groups). The multiplies by +-1 are exact, so each
+    ``fma`` rounds as an addition would.
+    """
+    arrays = (table, offsets, gsigns, dst)
+    if not all(isinstance(a, types.Array) for a in arrays):
+        return None
+    if not (table.dtype in (types.float32, types.float64) and gsigns.dtype == table.dtype
+            and dst.dtype == table.dtype and isinstance(offsets.dtype, types.Integer)):
+        return None
+    sig = types.void(table, offsets, gsigns, i0, count, k, dst, d0)
+
+    def codegen(context, builder, signature, args):
+        data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
+        i64 = ir.IntType(64)
+        offs = context.make_array(signature.args[1])(context, builder, args[1]).data
+        signs = context.make_array(signature.args[2])(context, builder, args[2]).data
+        out = context.make_array(signature.args[6])(context, builder, args[6]).data
+        i0, count, k, d0 = (_as_i64(builder, args[j]) for j in (3, 4, 5, 7))
+        optr = builder.bitcast(builder.gep(out, [d0]), vty.as_pointer())
+        i32 = ir.IntType(32)
+
+        def term(q):
+            """The signs ``gsigns[i0+q]`` (splat) and the address of table row ``offsets[i0+q]``."""
+            j = builder.add(i0, q)
+            off = _as_i64(builder, builder.load(builder.gep(offs, [j])))
+            s = builder.load(builder.gep(signs, [j]))
+            splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vty, None), s, ir.Constant(i32, 0)),
+                                           ir.Constant(vty, None), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+            return splat, builder.bitcast(builder.gep(data, [builder.add(off, k)]), vty.as_pointer())
+
+        def load(ptr, v):
+            return builder.load(builder.gep(ptr, [ir.Constant(i64, v)]), align=align)
+
+        def tree(values):
+            if len(values) == 1:
+                return values[0]
+            half = len(values) // 2
+            return builder.fadd(tree(values[:half]), tree(values[half:]))
+
+        def store(values):
+            for v, value in enumerate(values):
+                builder.store(value, builder.gep(optr, [ir.Constant(i64, v)]), align=align)
+
+        # up to SHORT_SUMS groups: straight-line code, summed as a balanced tree (short
+        # dependency chains; m = 12 gets t0 + (t1 + t2), as the loops of numba did)
+        done = builder.append_basic_block("sum.done")
+        loop = builder.append_basic_block("sum.loop")
+        switch = builder.switch(count, loop)
+        for c in range(1, SHORT_SUMS + 1):
+            case = builder.append_basic_block(f"sum.{c}")
+            switch.add_case(ir.Constant(count.type, c), case)
+            builder.position_at_end(case)
+            terms = [term(ir.Constant(i64, q)) for q in range(c)]
+            for v in range(VECTORS):
+                value = tree([builder.fmul(s, load(ptr, v)) for s, ptr in terms])
+                builder.store(value, builder.gep(optr, [ir.Constant(i64, v)]), align=align)
+            builder.branch(done)
+        # more groups: a loop, the VECTORS partial sums carried in registers
+        builder.position_at_end(loop)
+        entry = switch.parent
+        q = builder.phi(i64)
+        accs = [builder.phi(vty) for _ in range(VECTORS)]
+        splat, ptr = term(q)
+        new = [_fma(builder, splat, load(ptr, v), acc) for v, acc in enumerate(accs)]
+        q_next = builder.add(q, ir.Constant(i64, 1))
+        exit_ = builder.append_basic_block("sum.exit")
+        builder.cbranch(builder.icmp_signed("<", q_next, count), loop, exit_)
+        q.add_incoming(ir.Constant(i64, 0), entry)
+        q.add_incoming(q_next, loop)
+        for acc, value in zip(accs, new):
+            acc.add_incoming(ir.Constant(vty, [0.0] * lanes), entry)
+            acc.add_incoming(value, loop)
+        builder.position_at_end(exit_)
+        store(new)
+        builder.branch(done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+SHORT_SUMS = 8
+"""Up to this many groups, :func:`_sum_table_rows` is straight-line code."""
+
+GROUP_COLUMNS = 2
+"""Vectors of columns per call of :func:`_group_sums`."""
+
+
+@intrinsic
+def _group_sums(typingctx, src, s0, p, table, t0, w):
+    """The 8 signed sums ``z0 +- z1 +- z2 +- z3`` of the rows ``z_r = src[s0 + r*p:]`` on
+    ``GROUP_COLUMNS`` vectors of columns, sum ``e`` (bit ``j-1`` of ``e`` set: ``z_j`` minus)
+    to ``table[t0 + e*w:]``: one group of :func:`_group_table`, with the same additions in
+    the same order."""
+    if not all(isinstance(a, types.Array) and a.dtype in (types.float32, types.float64) for a in (src, table)):
+        return None
+    sig = types.void(src, s0, p, table, t0, w)
+
+    def codegen(context, builder, signature, args):
+        data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
+        out = context.make_array(signature.args[3])(context, builder, args[3]).data
+        i64 = ir.IntType(64)
+        s0, p, t0, w = (_as_i64(builder, args[j]) for j in (1, 2, 4, 5))
+
+        def at(base, start, stride, r, c):
+            off = builder.add(start, builder.add(builder.mul(stride, ir.Constant(i64, r)), ir.Constant(i64, c * lanes)))
+            return builder.bitcast(builder.gep(base, [off]), vty.as_pointer())
+
+        for c in range(GROUP_COLUMNS):
+            x0, x1, x2, x3 = (builder.load(at(data, s0, p, r, c), align=align) for r in range(4))
+            u0, u1 = builder.fadd(x0, x1), builder.fsub(x0, x1)
+            v = [builder.fadd(u0, x2), builder.fadd(u1, x2), builder.fsub(u0, x2), builder.fsub(u1, x2)]
+            sums = [builder.fadd(t, x3) for t in v] + [builder.fsub(t, x3) for t in v]
+            for e, value in enumerate(sums):
+                builder.store(value, at(out, t0, w, e, c), align=align)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -535,155 +662,122 @@ def _group_table(a, p, c0, w, table):
     """For columns ``c0:c0+w`` and every group of 4 rows of the ``(m, p)`` matrix ``a``,
     the 8 signed sums ``z0 +- z1 +- z2 +- z3`` (code ``b1 + 2 b2 + 4 b3``, bit set = minus)."""
     ngroups = table.shape[0]
+    tw = table.shape[2]
+    flat = table.reshape(table.size)
+    run = GROUP_COLUMNS * 32 // a.itemsize
+    whole = w - w % run
     for q in range(ngroups):
         r = 4 * q
-        z0 = a[r * p + c0 : r * p + c0 + w]
-        z1 = a[(r + 1) * p + c0 : (r + 1) * p + c0 + w]
-        z2 = a[(r + 2) * p + c0 : (r + 2) * p + c0 + w]
-        z3 = a[(r + 3) * p + c0 : (r + 3) * p + c0 + w]
-        t = table[q]
-        t0, t1, t2, t3 = t[0, :w], t[1, :w], t[2, :w], t[3, :w]
-        t4, t5, t6, t7 = t[4, :w], t[5, :w], t[6, :w], t[7, :w]
-        for k in range(w):
-            x0 = z0[k]
-            x1 = z1[k]
-            x2 = z2[k]
-            x3 = z3[k]
+        for k in range(0, whole, run):
+            _group_sums(a, r * p + c0 + k, p, flat, q * 8 * tw + k, tw)
+        for k in range(whole, w):  # columns short of a whole run
+            x0 = a[r * p + c0 + k]
+            x1 = a[(r + 1) * p + c0 + k]
+            x2 = a[(r + 2) * p + c0 + k]
+            x3 = a[(r + 3) * p + c0 + k]
             u0 = x0 + x1
             u1 = x0 - x1
             v0 = u0 + x2
             v1 = u1 + x2
             v2 = u0 - x2
             v3 = u1 - x2
-            t0[k] = v0 + x3
-            t1[k] = v1 + x3
-            t2[k] = v2 + x3
-            t3[k] = v3 + x3
-            t4[k] = v0 - x3
-            t5[k] = v1 - x3
-            t6[k] = v2 - x3
-            t7[k] = v3 - x3
+            t = table[q]
+            t[0, k] = v0 + x3
+            t[1, k] = v1 + x3
+            t[2, k] = v2 + x3
+            t[3, k] = v3 + x3
+            t[4, k] = v0 - x3
+            t[5, k] = v1 - x3
+            t[6, k] = v2 - x3
+            t[7, k] = v3 - x3
 
 
 @njit(cache=True)
-def _dense_part_3(a, p, codes, gsigns, w, table):
-    """:func:`_dense_part` for three groups (``m = 12``): each output row in one pass."""
-    for c0 in range(0, p, w):
-        _group_table(a, p, c0, w, table)
-        for i in range(codes.shape[0]):
-            o = a[i * p + c0 : i * p + c0 + w]
-            src1 = table[0, codes[i, 0], :w]
-            src2 = table[1, codes[i, 1], :w]
-            src3 = table[2, codes[i, 2], :w]
-            s1 = gsigns[i, 0]
-            s2 = gsigns[i, 1]
-            s3 = gsigns[i, 2]
-            for k in range(w):
-                o[k] = s1 * src1[k] + (s2 * src2[k] + s3 * src3[k])
+def table_offsets(codes, w):
+    """Where the Four-Russians product (:func:`_dense_part`) reads: element offsets into the
+    flat ``(ngroups, 8, w)`` table of the entry ``codes[i, q]`` of group ``q``, row by row."""
+    m, ngroups = codes.shape
+    offsets = np.empty(m * ngroups, dtype=np.int64)
+    for i in range(m):
+        for q in range(ngroups):
+            offsets[i * ngroups + q] = (q * 8 + codes[i, q]) * w
+    return offsets
 
 
 @njit(cache=True)
-def _dense_part_7(a, p, codes, gsigns, w, table):
-    """:func:`_dense_part` for seven groups (``m = 28``): each output row in two passes."""
-    for c0 in range(0, p, w):
-        _group_table(a, p, c0, w, table)
-        for i in range(codes.shape[0]):
-            o = a[i * p + c0 : i * p + c0 + w]
-            src0 = table[0, codes[i, 0], :w]
-            src1 = table[1, codes[i, 1], :w]
-            src2 = table[2, codes[i, 2], :w]
-            src3 = table[3, codes[i, 3], :w]
-            src4 = table[4, codes[i, 4], :w]
-            s0 = gsigns[i, 0]
-            s1 = gsigns[i, 1]
-            s2 = gsigns[i, 2]
-            s3 = gsigns[i, 3]
-            s4 = gsigns[i, 4]
-            for k in range(w):
-                o[k] = s0 * src0[k] + ((s1 * src1[k] + s2 * src2[k]) + (s3 * src3[k] + s4 * src4[k]))
-            src5 = table[5, codes[i, 5], :w]
-            src6 = table[6, codes[i, 6], :w]
-            s5 = gsigns[i, 5]
-            s6 = gsigns[i, 6]
-            for k in range(w):
-                o[k] += s5 * src5[k] + s6 * src6[k]
-
-
-@njit(cache=True)
-def _dense_part(a, p, codes, gsigns, w, table):
-    """``a <- H_m a`` for ``a`` read as an ``(m, p)`` matrix, ``H_m`` given by group codes.
+def _dense_part(a, p, codes, signs, w, table, offsets, dst, d0, sub, stride, limit):
+    """``H_m a`` for ``a`` read as an ``(m, p)`` matrix, on its first ``limit`` columns,
+    ``H_m`` given by group codes, written to ``dst``.
 
     Four-Russians scheme: row ``i`` of ``H_m`` restricted to rows ``4q..4q+3``
-    is ``gsigns[i, q]`` times one of 8 sign patterns (``codes[i, q]``), so the
+    is ``signs[i*ngroups + q]`` times one of 8 sign patterns (``codes[i, q]``), so the
     product costs 14 vector additions per group plus ``m/4`` (not ``m``)
-    multiply-adds per output element.
+    multiply-adds per output element. ``signs`` may carry a scale too. ``offsets`` is
+    :func:`table_offsets` of ``codes`` and ``w`` (the table's last axis); the columns
+    go ``w`` at a time.
+
+    Output ``(i, c)`` goes to ``dst[d0 + (c // sub) * stride + i * sub + c % sub]``:
+    ``dst = a, d0 = 0, sub = p`` is in place; a bundle (:func:`_bundled_rows`) with
+    ``sub`` its sub-row length and ``stride`` the rows' length writes straight back to
+    the rows (``sub`` a multiple of one run of registers, so no run straddles two).
     """
     m, ngroups = codes.shape
-    # m = 12 and 28 (the commonest base orders): fewer passes over each output row, with the
-    # sums associated as in the general loop below, so the results are the same bits
-    if ngroups == 3:
-        _dense_part_3(a, p, codes, gsigns, w, table)
-        return
-    if ngroups == 7:
-        _dense_part_7(a, p, codes, gsigns, w, table)
-        return
-    for c0 in range(0, p, w):
-        _group_table(a, p, c0, w, table)
+    run = VECTORS * 32 // a.itemsize
+    flat = table.reshape(table.size)
+    for c0 in range(0, limit, w):
+        width = min(w, limit - c0)
+        _group_table(a, p, c0, width, table)
         for i in range(m):
-            o = a[i * p + c0 : i * p + c0 + w]
-            src = table[0, codes[i, 0], :w]
-            s = gsigns[i, 0]
-            for k in range(w):
-                o[k] = s * src[k]
-            q = 1
-            # four groups per pass over ``o``: a quarter of the loads and stores of ``o``
-            while q + 3 < ngroups:
-                src1 = table[q, codes[i, q], :w]
-                src2 = table[q + 1, codes[i, q + 1], :w]
-                src3 = table[q + 2, codes[i, q + 2], :w]
-                src4 = table[q + 3, codes[i, q + 3], :w]
-                s1 = gsigns[i, q]
-                s2 = gsigns[i, q + 1]
-                s3 = gsigns[i, q + 2]
-                s4 = gsigns[i, q + 3]
-                for k in range(w):
-                    o[k] += (s1 * src1[k] + s2 * src2[k]) + (s3 * src3[k] + s4 * src4[k])
-                q += 4
-            while q + 1 < ngroups:
-                src1 = table[q, codes[i, q], :w]
-                src2 = table[q + 1, codes[i, q + 1], :w]
-                s1 = gsigns[i, q]
-                s2 = gsigns[i, q + 1]
-                for k in range(w):
-                    o[k] += s1 * src1[k] + s2 * src2[k]
-                q += 2
-            if q < ngroups:
-                src1 = table[q, codes[i, q], :w]
-                s1 = gsigns[i, q]
-                for k in range(w):
-                    o[k] += s1 * src1[k]
+            k = 0
+            while k + run <= width:
+                c = c0 + k
+                _sum_table_rows(flat, offsets, signs, i * ngroups, ngroups, k, dst, d0 + (c // sub) * stride + i * sub + c % sub)
+                k += run
+            for kk in range(k, width):  # a last run shorter than the registers hold
+                total = signs[i * ngroups] * flat[offsets[i * ngroups] + kk]
+                for q in range(1, ngroups):
+                    total += signs[i * ngroups + q] * flat[offsets[i * ngroups + q] + kk]
+                c = c0 + kk
+                dst[d0 + (c // sub) * stride + i * sub + c % sub] = total
 
 
 # ---- one row, and the batch drivers ----
 
 
 @njit(cache=True)
-def _transform_row(a, p, codes, gsigns, w, pre, post, scale, reg, block, table):
-    """``a <- post * scale * (H_m (x) H_p) (pre * a)``; empty ``pre``/``post`` mean none."""
+def _transform_row(a, p, codes, signs, w, pre, post, scale, reg, block, table, offsets):
+    """``a <- post * scale * (H_m (x) H_p) (pre * a)``; empty ``pre``/``post`` mean none.
+
+    With a dense part and no ``post``, ``signs`` (:func:`_product_signs`) carry the scale.
+    """
     n = a.size
     if pre.size:
         for i in range(n):
             a[i] *= pre[i]
     if p > 1:
         _sylvester_rows(a, p, reg, block, 1.0)
+    scaled = False
     if codes.shape[1] > 0:
-        _dense_part(a, p, codes, gsigns, w, table)
+        _dense_part(a, p, codes, signs, w, table, offsets, a, 0, p, 0, p)
+        scaled = not post.size
     if post.size:
         for i in range(n):
             a[i] *= scale * post[i]
-    elif scale != 1:
+    elif scale != 1 and not scaled:
         for i in range(n):
             a[i] *= scale
+
+
+@njit(cache=True)
+def _product_signs(gsigns, post, scale):
+    """The group signs of :func:`_dense_part`, flat, times ``scale`` unless ``post`` signs
+    follow (then the scale goes with them): the product's output is then final, with no
+    pass of its own to scale it."""
+    signs = gsigns.reshape(gsigns.size).copy()
+    if not post.size:
+        for j in range(signs.size):
+            signs[j] *= scale
+    return signs
 
 
 @njit(cache=True)
@@ -698,9 +792,9 @@ def _gather_bundle(x, r0, count, m, p, sgn, scratch, width, span):
 
 
 @njit(cache=True)
-def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block, bundle, columns):
+def _bundled_rows(x, start, stop, p, codes, gsigns, w, pre, post, scale, reg, block, bundle):
     """Rows ``start:stop`` of ``x``, ``bundle`` at a time, through a scratch laid out sub-row major;
-    the ``H_m`` passes run on column blocks of ``columns``.
+    the ``H_m`` product runs on column blocks of ``w``.
 
     For short sub-rows (small ``p``) the passes of the ``H_m`` product over one
     row are a few vectors long and cost mostly their set-up.  The scratch holds
@@ -712,13 +806,19 @@ def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block
     n = m * p
     lanes = 32 // x.itemsize
     width = bundle * p
-    w = min(width, columns)
+    w = min(width, w)
     scratch = np.zeros(m * width, dtype=x.dtype)  # zeros: a short last bundle leaves finite values behind
     table = np.empty((codes.shape[1], 8, w), dtype=x.dtype)
+    offsets = table_offsets(codes, w)
     # sub-rows of at least one vector: the copy into the scratch does the in-register levels
     # on the way (1.08-1.29x against a copy and then the levels; shorter ones copy first)
     fused = p >= lanes
     span = min(p, reg)
+    signs = _product_signs(gsigns, post, scale)
+    # sub-rows of at least one run of the product's registers, and no signs after it: the
+    # product writes its (scaled) output straight to the rows, with no copy out of the scratch
+    direct = p >= VECTORS * lanes and not post.size
+    flat = x.reshape(x.size)
     for r0 in range(start, stop, bundle):
         count = min(bundle, stop - r0)
         if fused:
@@ -742,7 +842,10 @@ def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block
                         for k in range(p):
                             dst[k] = src[k]
             _sylvester_rows(scratch, p, reg, block, 1.0)
-        _dense_part(scratch, width, codes, gsigns, w, table)
+        if direct:
+            _dense_part(scratch, width, codes, signs, w, table, offsets, flat, r0 * n, p, n, count * p)
+            continue
+        _dense_part(scratch, width, codes, signs, w, table, offsets, scratch, 0, width, 0, width)
         for r in range(count):
             row = x[r0 + r]
             for i in range(m):
@@ -752,10 +855,7 @@ def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block
                     sgn = post[i * p : (i + 1) * p]
                     for k in range(p):
                         dst[k] = src[k] * (scale * sgn[k])
-                elif scale != 1:
-                    for k in range(p):
-                        dst[k] = src[k] * scale
-                else:
+                else:  # the scale is in the signs
                     for k in range(p):
                         dst[k] = src[k]
 
@@ -763,11 +863,14 @@ def _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block
 @njit(cache=True)
 def _rows(x, start, stop, p, codes, gsigns, w, pre, post, scale, reg, block):
     if codes.shape[1] > 0 and p * BUNDLE_MIN <= BUNDLE_WIDTH:
-        _bundled_rows(x, start, stop, p, codes, gsigns, pre, post, scale, reg, block, BUNDLE_WIDTH // p, BUNDLE_COLUMNS)
+        _bundled_rows(x, start, stop, p, codes, gsigns, w, pre, post, scale, reg, block, BUNDLE_WIDTH // p)
         return
+    w = min(p, w)
     table = np.empty((codes.shape[1], 8, w), dtype=x.dtype)
+    offsets = table_offsets(codes, w)
+    signs = _product_signs(gsigns, post, scale)
     for r in range(start, stop):
-        _transform_row(x[r], p, codes, gsigns, w, pre, post, scale, reg, block, table)
+        _transform_row(x[r], p, codes, signs, w, pre, post, scale, reg, block, table, offsets)
 
 
 @njit(cache=True)
