@@ -85,13 +85,21 @@ def implementations(status: dict[str, str], threads: int):
 
 def measure(impls: dict, src: np.ndarray, repeats: int) -> dict[str, float]:
     """Median seconds per implementation; in-place work on a fresh copy of ``src`` each time."""
-    work = np.empty_like(src)
-    times = {k: [] for k in impls}
-    for name, f in impls.items():  # warm-up: JIT, page faults, thread pools
-        np.copyto(work, src)
-        f(work)
+    return measure_cases({name: (f, src) for name, f in impls.items()}, repeats)
+
+
+def measure_cases(cases: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per case ``name -> (function, src)``, each on a fresh copy of its own
+    ``src`` each time; the cases take turns inside every repeat, so a ratio of two of them
+    compares timings taken moments apart (this machine's speed drifts by 10-25 % over minutes)."""
+    works = {name: np.empty_like(src) for name, (_, src) in cases.items()}
+    times = {k: [] for k in cases}
+    for name, (f, src) in cases.items():  # warm-up: JIT, page faults, thread pools
+        np.copyto(works[name], src)
+        f(works[name])
     for _ in range(repeats):
-        for name, f in impls.items():
+        for name, (f, src) in cases.items():
+            work = works[name]
             np.copyto(work, src)
             t = time.perf_counter()
             f(work)
@@ -176,12 +184,14 @@ def latency(status, args) -> None:
 
 
 def composite(args) -> None:
-    """Time per element of n = m * 2^k against the nearest power of two (float32, one thread)."""
+    """Time per element of n = m * 2^k against the nearest power of two (float32, one thread),
+    the two timed in turn."""
     import numba
 
     import hadamard
 
     numba.set_num_threads(1)
+    f = lambda a: hadamard.fwht(a, normalized=False, out=a)  # noqa: E731
     for m in (12, 28, 172):
         for k in (6, 10):
             n = m << k
@@ -189,12 +199,44 @@ def composite(args) -> None:
                 print(f"  n = {m} * 2^{k} = {n}: no Hadamard matrix of this order is built by this library (skipped)")
                 continue
             p2 = 1 << round(np.log2(n))
-            t = {}
-            for size in (n, p2):
-                src = np.random.default_rng(size).standard_normal((max(1, (args.mib << 20) // (size * 4)), size)).astype(np.float32)
-                s = measure({"f": lambda a: hadamard.fwht(a, normalized=False, out=a)}, src, args.repeats)["f"]
-                t[size] = s / src.size * 1e9
+            srcs = {size: np.random.default_rng(size).standard_normal((max(1, (args.mib << 20) // (size * 4)), size)).astype(np.float32)
+                    for size in (n, p2)}
+            seconds = measure_cases({size: (f, src) for size, src in srcs.items()}, args.repeats)
+            t = {size: seconds[size] / srcs[size].size * 1e9 for size in srcs}
             print(f"  n = {m:3d} * 2^{k:<2} = {n:6d}: {t[n]:.3f} ns/element; 2^{round(np.log2(n))} = {p2}: {t[p2]:.3f} ns/element; ratio {t[n] / t[p2]:.2f}")
+
+
+def threads_against_one(args, threads: int) -> None:
+    """``threads`` against one thread (float32), timed in turn, beside the memory roof of each:
+    an in-place scale of the same array on as many threads."""
+    import numba
+
+    import hadamard
+
+    @numba.njit(parallel=True, cache=True)
+    def scale(a, factor):
+        flat = a.reshape(a.size)
+        for i in numba.prange(flat.size):
+            flat[i] *= factor  # a run-time factor: a constant 1.0 would be folded away
+
+    def on(count, fn):
+        def run(a):
+            numba.set_num_threads(count)
+            fn(a)
+        return run
+
+    fwht = lambda a: hadamard.fwht(a, normalized=False, out=a)  # noqa: E731
+    roof = lambda a: scale(a, a.dtype.type(1.0))  # noqa: E731
+    for k in (10, 12, 16):
+        n = 1 << k
+        src = np.random.default_rng(k).standard_normal((max(1, (args.mib << 20) // (n * 4)), n)).astype(np.float32)
+        names = {"fwht 1": on(1, fwht), f"fwht {threads}": on(threads, fwht), "roof 1": on(1, roof), f"roof {threads}": on(threads, roof)}
+        t = measure_cases({name: (fn, src) for name, fn in names.items()}, args.repeats)
+        g = {name: gbs(src.nbytes, s) for name, s in t.items()}
+        print(f"  n=2^{k}: fwht {g['fwht 1']:.2f} / {g[f'fwht {threads}']:.2f} GB/s on 1 / {threads} threads, ratio {g[f'fwht {threads}'] / g['fwht 1']:.2f};"
+              f" roof (in-place scale) {g['roof 1']:.2f} / {g[f'roof {threads}']:.2f} GB/s, ratio {g[f'roof {threads}'] / g['roof 1']:.2f};"
+              f" fwht at {g[f'fwht {threads}'] / g[f'roof {threads}']:.0%} of the {threads}-thread roof")
+    numba.set_num_threads(1)
 
 
 def main(argv=None) -> None:
@@ -233,12 +275,7 @@ def main(argv=None) -> None:
     if "threads" in sections:
         threads = min(2, numba.config.NUMBA_NUM_THREADS)
         print(f"\n== {threads} threads vs 1 (float32) ==")
-        for k in (10, 12, 16):
-            a = argparse.Namespace(**{**vars(args), "kmin": k, "kmax": k})
-            one = throughput_table(status, a, np.float32, 1)[0]["hadamard.fwht"]
-            many = throughput_table(status, a, np.float32, threads)[0]["hadamard.fwht"]
-            print(f"  n=2^{k}: {threads} threads / 1 thread = {many / one:.2f}")
-
+        threads_against_one(args, threads)
 
 if __name__ == "__main__":
     main()
