@@ -8,9 +8,15 @@ picture) by the kernels that ``hadamard.fwht`` runs for it, one part at a time:
 * dense: the whole ``H_m`` part, table included (``_dense_part``).
 
 Prints nanoseconds per element (median of repeats), one thread. The output passes of the
-dense part cost ``dense - table``. Run from the repository root::
+dense part cost ``dense - table``.
+
+``--bundled``: instead, the driver of short sub-rows (``_bundled_rows``, p <= 64 with sub-rows
+of at least one run of registers, written straight back to the rows) on a ~64 MiB batch,
+stopped after each stage -- the copy into the scratch with the butterflies, then the
+table, then the whole transform -- the three timed in turn. Run from the repository root::
 
     python benchmarks/fwht_composite_parts.py [--dtype float32] [--orders 12x64 28x64 12x1024]
+    python benchmarks/fwht_composite_parts.py --bundled --orders 12x64 28x64 172x64
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import numba
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from bench_fwht import measure_cases  # noqa: E402
 from hadamard import _fwht  # noqa: E402
 
 
@@ -49,10 +57,14 @@ def main(argv=None):
                     help="m x p pairs (p a power of two, m a Hadamard order with a dense factor)")
     ap.add_argument("--elements", type=int, default=1 << 25, help="elements transformed per timing")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--bundled", action="store_true", help="stages of the bundled driver on a ~64 MiB batch instead")
     args = ap.parse_args(argv)
     numba.set_num_threads(1)
     kernels = _fwht._kernels()
     dtype = np.dtype(args.dtype)
+    if args.bundled:
+        bundled_stages(args, kernels, dtype)
+        return
     reg, block = kernels.IN_REGISTER[dtype.itemsize], kernels.L1_BLOCK[dtype.itemsize]
 
     @numba.njit
@@ -95,6 +107,49 @@ def main(argv=None):
         tt = median_seconds(lambda: tables(row, p, w, table, reps), args.repeats) * per
         td = median_seconds(lambda: dense(row, p, spec.codes, signs, w, table, offsets, reps), args.repeats) * per
         print(f"| {m} x {p} | {tb:.3f} | {tt:.3f} | {td:.3f} | {td - tt:.3f} |", flush=True)
+
+
+def bundled_stages(args, kernels, dtype):
+    """ns per element of ``_bundled_rows`` stopped after the copy-in, after the table, and whole."""
+    lanes = 32 // dtype.itemsize
+
+    @numba.njit
+    def stages(x, p, codes, signs, w, stop):
+        m = codes.shape[0]
+        n = m * p
+        bundle = kernels.BUNDLE_WIDTH // p
+        width = bundle * p
+        w = min(width, w)
+        scratch = np.zeros(m * width, dtype=x.dtype)
+        table = np.empty((codes.shape[1], 8, w), dtype=x.dtype)
+        offsets = kernels.table_offsets(codes, w)
+        span = min(p, kernels.IN_REGISTER_BYTES // x.itemsize)
+        flat = x.reshape(x.size)
+        for r0 in range(0, x.shape[0], bundle):
+            count = min(bundle, x.shape[0] - r0)
+            kernels._gather_bundle(x, r0, count, m, p, None, scratch, width, span)
+            if stop == 0:
+                continue
+            if stop == 1:
+                for c0 in range(0, width, w):
+                    kernels._group_table(scratch, width, c0, w, table)
+                continue
+            kernels._dense_part(scratch, width, codes, signs, w, table, offsets, flat, r0 * n, p, n, count * p)
+
+    print(f"{args.dtype}, one thread, ~64 MiB batch, bundled driver stopped after each stage; ns per element (median of {args.repeats})")
+    print("| m x p | copy in + butterflies | + table | whole |")
+    print("|---|---|---|---|")
+    for text in args.orders:
+        m, p = parse_order(text)
+        if p != kernels.VECTORS * lanes:
+            raise SystemExit(f"{text}: --bundled needs p = {kernels.VECTORS * lanes} for {args.dtype} (one in-register block, written straight back)")
+        n = m * p
+        spec = _fwht._Spec.build(n, m, p, dtype, normalized=True, signs=None, inverse=False)
+        signs = kernels._product_signs(spec.gsigns, spec.post, spec.scale)
+        src = np.random.default_rng(0).standard_normal(((64 << 20) // (n * dtype.itemsize), n)).astype(dtype)
+        cases = {stop: ((lambda a, stop=stop: stages(a, p, spec.codes, signs, spec.w, stop)), src) for stop in range(3)}
+        t = {k: s / src.size * 1e9 for k, s in measure_cases(cases, args.repeats).items()}
+        print(f"| {m} x {p} | {t[0]:.3f} | {t[1]:.3f} | {t[2]:.3f} |", flush=True)
 
 
 if __name__ == "__main__":
