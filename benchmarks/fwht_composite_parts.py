@@ -93,6 +93,9 @@ def main(argv=None):
         spec = _fwht._Spec.build(n, m, p, dtype, normalized=True, signs=None, inverse=False)
         if spec.codes.shape[1] == 0:
             raise SystemExit(f"{text}: m = {m} has no dense factor to profile")
+        if p < kernels.VECTORS * 32 // dtype.itemsize:
+            raise SystemExit(f"{text}: p must be at least {kernels.VECTORS * 32 // dtype.itemsize} for {args.dtype} "
+                             "(one run of the product's registers; shorter sub-rows go through the bundled driver, see --bundled)")
         row = np.random.default_rng(0).standard_normal(n).astype(dtype)
         w = min(p, spec.w)
         table = np.empty((spec.codes.shape[1], 8, w), dtype=dtype)

@@ -261,9 +261,8 @@ def _sum_table_rows(typingctx, table, offsets, gsigns, i0, count, k, dst, d0):
             half = len(values) // 2
             return builder.fadd(tree(values[:half]), tree(values[half:]))
 
-        def store(values):
-            for v, value in enumerate(values):
-                builder.store(value, builder.gep(optr, [ir.Constant(i64, v)]), align=align)
+        def store(v, value):
+            builder.store(value, builder.gep(optr, [ir.Constant(i64, v)]), align=align)
 
         # up to SHORT_SUMS groups: straight-line code, summed as a balanced tree (short
         # dependency chains; m = 12 gets t0 + (t1 + t2), as the loops of numba did)
@@ -276,8 +275,7 @@ def _sum_table_rows(typingctx, table, offsets, gsigns, i0, count, k, dst, d0):
             builder.position_at_end(case)
             terms = [term(ir.Constant(i64, q)) for q in range(c)]
             for v in range(VECTORS):
-                value = tree([builder.fmul(s, load(ptr, v)) for s, ptr in terms])
-                builder.store(value, builder.gep(optr, [ir.Constant(i64, v)]), align=align)
+                store(v, tree([builder.fmul(s, load(ptr, v)) for s, ptr in terms]))
             builder.branch(done)
         # more groups: a loop, the VECTORS partial sums carried in registers
         builder.position_at_end(loop)
@@ -295,7 +293,8 @@ def _sum_table_rows(typingctx, table, offsets, gsigns, i0, count, k, dst, d0):
             acc.add_incoming(ir.Constant(vty, [0.0] * lanes), entry)
             acc.add_incoming(value, loop)
         builder.position_at_end(exit_)
-        store(new)
+        for v, value in enumerate(new):
+            store(v, value)
         builder.branch(done)
         builder.position_at_end(done)
         return context.get_dummy_value()
@@ -664,36 +663,15 @@ def _sylvester_row(a, reg, block):
 @njit(cache=True)
 def _group_table(a, p, c0, w, table):
     """For columns ``c0:c0+w`` and every group of 4 rows of the ``(m, p)`` matrix ``a``,
-    the 8 signed sums ``z0 +- z1 +- z2 +- z3`` (code ``b1 + 2 b2 + 4 b3``, bit set = minus)."""
+    the 8 signed sums ``z0 +- z1 +- z2 +- z3`` (code ``b1 + 2 b2 + 4 b3``, bit set = minus).
+    ``w`` a multiple of one run of :func:`_sum_table_rows` (so of :func:`_group_sums`'s too)."""
     ngroups = table.shape[0]
     tw = table.shape[2]
     flat = table.reshape(table.size)
     run = GROUP_COLUMNS * 32 // a.itemsize
-    whole = w - w % run
     for q in range(ngroups):
-        r = 4 * q
-        for k in range(0, whole, run):
-            _group_sums(a, r * p + c0 + k, p, flat, q * 8 * tw + k, tw)
-        for k in range(whole, w):  # columns short of a whole run
-            x0 = a[r * p + c0 + k]
-            x1 = a[(r + 1) * p + c0 + k]
-            x2 = a[(r + 2) * p + c0 + k]
-            x3 = a[(r + 3) * p + c0 + k]
-            u0 = x0 + x1
-            u1 = x0 - x1
-            v0 = u0 + x2
-            v1 = u1 + x2
-            v2 = u0 - x2
-            v3 = u1 - x2
-            t = table[q]
-            t[0, k] = v0 + x3
-            t[1, k] = v1 + x3
-            t[2, k] = v2 + x3
-            t[3, k] = v3 + x3
-            t[4, k] = v0 - x3
-            t[5, k] = v1 - x3
-            t[6, k] = v2 - x3
-            t[7, k] = v3 - x3
+        for k in range(0, w, run):
+            _group_sums(a, 4 * q * p + c0 + k, p, flat, q * 8 * tw + k, tw)
 
 
 @njit(cache=True)
@@ -718,7 +696,9 @@ def _dense_part(a, p, codes, signs, w, table, offsets, dst, d0, sub, stride, lim
     product costs 14 vector additions per group plus ``m/4`` (not ``m``)
     multiply-adds per output element. ``signs`` may carry a scale too. ``offsets`` is
     :func:`table_offsets` of ``codes`` and ``w`` (the table's last axis); the columns
-    go ``w`` at a time.
+    go ``w`` at a time, ``VECTORS`` vectors per call of :func:`_sum_table_rows`, so ``w``
+    and ``limit`` are multiples of that run (``hadamard._fwht._column_block`` and the
+    drivers see to it: powers of two of at least one run).
 
     Output ``(i, c)`` goes to ``dst[d0 + (c // sub) * stride + i * sub + c % sub]``:
     ``dst = a, d0 = 0, sub = p`` is in place; a bundle (:func:`_bundled_rows`) with
@@ -732,17 +712,9 @@ def _dense_part(a, p, codes, signs, w, table, offsets, dst, d0, sub, stride, lim
         width = min(w, limit - c0)
         _group_table(a, p, c0, width, table)
         for i in range(m):
-            k = 0
-            while k + run <= width:
+            for k in range(0, width, run):
                 c = c0 + k
                 _sum_table_rows(flat, offsets, signs, i * ngroups, ngroups, k, dst, d0 + (c // sub) * stride + i * sub + c % sub)
-                k += run
-            for kk in range(k, width):  # a last run shorter than the registers hold
-                total = signs[i * ngroups] * flat[offsets[i * ngroups] + kk]
-                for q in range(1, ngroups):
-                    total += signs[i * ngroups + q] * flat[offsets[i * ngroups + q] + kk]
-                c = c0 + kk
-                dst[d0 + (c // sub) * stride + i * sub + c % sub] = total
 
 
 # ---- one row, and the batch drivers ----
@@ -760,14 +732,12 @@ def _transform_row(a, p, codes, signs, w, pre, post, scale, reg, block, table, o
             a[i] *= pre[i]
     if p > 1:
         _sylvester_rows(a, p, reg, block, 1.0)
-    scaled = False
     if codes.shape[1] > 0:
         _dense_part(a, p, codes, signs, w, table, offsets, a, 0, p, 0, p)
-        scaled = not post.size
     if post.size:
         for i in range(n):
             a[i] *= scale * post[i]
-    elif scale != 1 and not scaled:
+    elif scale != 1 and codes.shape[1] == 0:  # else the scale was in the signs
         for i in range(n):
             a[i] *= scale
 
