@@ -30,12 +30,19 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+import hadamard  # noqa: E402
+
 PEERS = {
     # import name: pip commands that install it here
     "fht_cpu": [["fht-cpu"]],
     "ffht": [["pybind11"], ["--no-build-isolation", "ffht-unofficial"]],
     "hadamard_transform": [["--no-deps", "hadamard-transform"]],
 }
+
+
+def fwht_in_place(a: np.ndarray) -> None:
+    """Ours as every section times it: in place, unnormalized (as the peers are)."""
+    hadamard.fwht(a, normalized=False, out=a)
 
 
 def install_peers(allowed: bool) -> dict[str, str]:
@@ -68,9 +75,7 @@ def install_peers(allowed: bool) -> dict[str, str]:
 
 def implementations(status: dict[str, str], threads: int):
     """name -> function transforming a C-contiguous 2-D array in place (unnormalized where the peer is)."""
-    import hadamard
-
-    impls = {"hadamard.fwht": lambda a: hadamard.fwht(a, normalized=False, out=a)}
+    impls = {"hadamard.fwht": fwht_in_place}
     if status.get("fht_cpu", "").startswith("ok"):
         import fht_cpu
 
@@ -138,12 +143,10 @@ def throughput_table(status, args, dtype, threads) -> list[dict]:
 
 def slow_peers(status, args) -> None:
     """Dense BLAS and the pure-torch peer at n = 4096 (smaller array: they are ~100x slower)."""
-    import hadamard
-
     n = 4096
     src = np.random.default_rng(0).standard_normal((max(1, (args.mib << 20) // 64 // (n * 4)), n)).astype(np.float32)
     H = hadamard.get(n).astype(np.float32)
-    impls = {"hadamard.fwht": lambda a: hadamard.fwht(a, normalized=False, out=a), "dense BLAS x @ H": lambda a: a @ H}
+    impls = {"hadamard.fwht": fwht_in_place, "dense BLAS x @ H": lambda a: a @ H}
     if status.get("hadamard_transform", "").startswith("ok"):
         import torch
         from hadamard_transform import hadamard_transform as ht
@@ -158,10 +161,8 @@ def slow_peers(status, args) -> None:
 
 def latency(status, args) -> None:
     """One vector of n = 4096 float32: microseconds per call, median of many calls."""
-    import hadamard
-
     x = np.random.default_rng(1).standard_normal(4096).astype(np.float32)
-    impls = {"hadamard.fwht": lambda a: hadamard.fwht(a, normalized=False, out=a)}
+    impls = {"hadamard.fwht": fwht_in_place}
     if status.get("fht_cpu", "").startswith("ok"):
         import fht_cpu
 
@@ -188,10 +189,7 @@ def composite(args) -> None:
     the two timed in turn."""
     import numba
 
-    import hadamard
-
     numba.set_num_threads(1)
-    f = lambda a: hadamard.fwht(a, normalized=False, out=a)  # noqa: E731
     for m in (12, 28, 172):
         for k in (6, 10):
             n = m << k
@@ -201,7 +199,7 @@ def composite(args) -> None:
             p2 = 1 << round(np.log2(n))
             srcs = {size: np.random.default_rng(size).standard_normal((max(1, (args.mib << 20) // (size * 4)), size)).astype(np.float32)
                     for size in (n, p2)}
-            seconds = measure_cases({size: (f, src) for size, src in srcs.items()}, args.repeats)
+            seconds = measure_cases({size: (fwht_in_place, src) for size, src in srcs.items()}, args.repeats)
             t = {size: seconds[size] / srcs[size].size * 1e9 for size in srcs}
             print(f"  n = {m:3d} * 2^{k:<2} = {n:6d}: {t[n]:.3f} ns/element; 2^{round(np.log2(n))} = {p2}: {t[p2]:.3f} ns/element; ratio {t[n] / t[p2]:.2f}")
 
@@ -210,8 +208,6 @@ def threads_against_one(args, threads: int) -> None:
     """``threads`` against one thread (float32), timed in turn, beside the memory roof of each:
     an in-place scale of the same array on as many threads."""
     import numba
-
-    import hadamard
 
     @numba.njit(parallel=True, cache=True)
     def scale(a, factor):
@@ -225,12 +221,11 @@ def threads_against_one(args, threads: int) -> None:
             fn(a)
         return run
 
-    fwht = lambda a: hadamard.fwht(a, normalized=False, out=a)  # noqa: E731
     roof = lambda a: scale(a, a.dtype.type(1.0))  # noqa: E731
     for k in (10, 12, 16):
         n = 1 << k
         src = np.random.default_rng(k).standard_normal((max(1, (args.mib << 20) // (n * 4)), n)).astype(np.float32)
-        names = {"fwht 1": on(1, fwht), f"fwht {threads}": on(threads, fwht), "roof 1": on(1, roof), f"roof {threads}": on(threads, roof)}
+        names = {"fwht 1": on(1, fwht_in_place), f"fwht {threads}": on(threads, fwht_in_place), "roof 1": on(1, roof), f"roof {threads}": on(threads, roof)}
         t = measure_cases({name: (fn, src) for name, fn in names.items()}, args.repeats)
         g = {name: gbs(src.nbytes, s) for name, s in t.items()}
         print(f"  n=2^{k}: fwht {g['fwht 1']:.2f} / {g[f'fwht {threads}']:.2f} GB/s on 1 / {threads} threads, ratio {g[f'fwht {threads}'] / g['fwht 1']:.2f};"
