@@ -29,3 +29,15 @@ def check_finite(x: torch.Tensor, name: str = "x") -> None:
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
     """float32 for half/bfloat16/float32 inputs, float64 for float64 inputs."""
     return torch.promote_types(x.dtype, torch.float32)
+
+
+def cast_saturating(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``values`` cast to ``dtype``, saturating at its largest finite magnitude.
+
+    A grid level can lie up to half a step beyond the input's range (the zero point is
+    rounded), which for an input at the edge of float16 is past its largest finite value.
+    """
+    if dtype.is_floating_point and torch.finfo(dtype).max < torch.finfo(values.dtype).max:
+        limit = torch.finfo(dtype).max
+        values = values.clamp(-limit, limit)
+    return values.to(dtype)

@@ -81,13 +81,18 @@ def mse_clip_search(
     _check_config(cfg)
     check_float_tensor(w, "w")
     _check_search_settings(grid, max_shrink, norm)
-    xg = grouped_view(w.to(compute_dtype(w)), cfg)
+    xg = grouped_view(w.detach().to(compute_dtype(w)), cfg)
     low, high = grid_stats(xg, cfg.bits, cfg.symmetric)
     ratios = [cfg.clip_ratio * (1.0 - i / grid) for i in range(max(1, int(max_shrink * grid)))]
+    # The best ratio of a row does not depend on its scale, but |e|**norm over- or
+    # underflows float32 for rows far from 1: search on the rows divided by a power of
+    # two near their range (exact, so the same choice wherever nothing overflowed).
+    unit = _power_of_two_unit(high if low is None else high - low)
+    xs, hs, ls = xg / unit, high / unit, None if low is None else low / unit
     if xg.device.type == "cpu" and xg.dtype == torch.float32:
-        best = _best_ratio_numba(xg, low, high, cfg, ratios, norm)
+        best = _best_ratio_numba(xs, ls, hs, cfg, ratios, norm)
     else:
-        best = _best_ratio_torch(xg, low, high, cfg, ratios, norm)
+        best = _best_ratio_torch(xs, ls, hs, cfg, ratios, norm)
     scale, zero = params_from_stats(low, high, cfg.bits, cfg.symmetric, best)
     shape = params_shape(w, cfg)
     return QuantParams(
@@ -95,6 +100,13 @@ def mse_clip_search(
         zero=None if zero is None else zero.reshape(shape),
         clip_ratio=best.reshape(shape),
     )
+
+
+def _power_of_two_unit(extent: torch.Tensor) -> torch.Tensor:
+    """Per row, ``2**e`` with ``extent / 2**e`` in [0.5, 1); 1 for an all-zero row."""
+    _, exponent = torch.frexp(extent)
+    unit = torch.ldexp(torch.ones_like(extent), exponent)
+    return torch.where(extent > 0, unit, torch.ones_like(extent))
 
 
 def _best_ratio_torch(xg, low, high, cfg: QuantConfig, ratios, norm: float) -> torch.Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 
 GRANULARITIES = ("tensor", "channel", "token", "group")
 
@@ -60,6 +61,7 @@ class QuantConfig:
 
     def __post_init__(self):
         _check_bits(self.bits)
+        object.__setattr__(self, "bits", int(self.bits))  # numpy integers too, stored as int
         if not isinstance(self.symmetric, bool):
             raise TypeError(f"symmetric must be a bool, got {self.symmetric!r}")
         if self.granularity not in GRANULARITIES:
@@ -82,6 +84,7 @@ class QuantConfig:
                 f"group_size={self.group_size!r} with granularity={self.granularity!r}"
             )
         _check_clip_ratio(self.clip_ratio)
+        object.__setattr__(self, "clip_ratio", float(self.clip_ratio))
 
     def replace(self, **changes) -> "QuantConfig":
         """Return a copy with some fields changed (validated again).
@@ -95,12 +98,14 @@ class QuantConfig:
 
 
 def _check_bits(bits):
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral):
+        raise TypeError(f"bits must be an integer from 1 to 8, got {bits!r}")
+    if not 1 <= bits <= 8:
         raise ValueError(f"bits must be an integer from 1 to 8, got {bits!r}")
 
 
 def _check_clip_ratio(clip_ratio):
-    if isinstance(clip_ratio, bool) or not isinstance(clip_ratio, (int, float)):
+    if isinstance(clip_ratio, bool) or not isinstance(clip_ratio, numbers.Real):
         raise TypeError(f"clip_ratio must be a float in (0, 1], got {clip_ratio!r}")
     if not (math.isfinite(clip_ratio) and 0.0 < clip_ratio <= 1.0):
         raise ValueError(f"clip_ratio must be in (0, 1], got {clip_ratio!r}")

@@ -60,7 +60,7 @@ class GPTQResult:
     weight : torch.Tensor
         Dequantized weight, same shape, dtype and device as the input.
     quantized : QuantizedTensor
-        Codes and scales; ``quantized.dequantize()`` equals ``weight``.
+        Codes and scales; ``quantized.dequantize(weight.dtype)`` equals ``weight``.
     error : GPTQError
         Error statistics.
     """
@@ -372,6 +372,12 @@ def _checked_hessian(hessian, weight) -> torch.Tensor:
     if bool((hessian.diagonal() < 0).any()):
         raise ValueError(
             "hessian has a negative diagonal entry; it must be a Gram matrix 2/N X^T X"
+        )
+    # a Gram matrix is symmetric up to rounding; anything further off is not one
+    asym = float((hessian - hessian.T).abs().max())
+    if asym > 1e-4 * max(float(hessian.diagonal().max()), torch.finfo(hessian.dtype).tiny):
+        raise ValueError(
+            f"hessian is not symmetric (largest |H - H^T| entry {asym:.3g}); it must be a Gram matrix 2/N X^T X"
         )
     return hessian if hessian.dtype == torch.float64 else hessian.to(torch.float32)
 

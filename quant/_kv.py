@@ -49,11 +49,13 @@ class KVQuantConfig:
 
     def __post_init__(self):
         _check_bits(self.bits)
+        object.__setattr__(self, "bits", int(self.bits))
         if isinstance(self.head_dim, bool) or not isinstance(self.head_dim, int) or self.head_dim < 1:
             raise ValueError(f"head_dim must be a positive integer, got {self.head_dim!r}")
         if not isinstance(self.symmetric, bool):
             raise TypeError(f"symmetric must be a bool, got {self.symmetric!r}")
         _check_clip_ratio(self.clip_ratio)
+        object.__setattr__(self, "clip_ratio", float(self.clip_ratio))
 
     @property
     def quant_config(self) -> QuantConfig:
@@ -70,6 +72,8 @@ class KVQuantConfig:
 def _checked(x, cfg) -> QuantConfig:
     if not isinstance(cfg, KVQuantConfig):
         raise TypeError(f"cfg must be a quant.KVQuantConfig, got {type(cfg).__name__}")
+    if isinstance(x, torch.Tensor) and x.dim() == 0:
+        raise ValueError(f"x must have a last dimension of head_dim={cfg.head_dim} values per head; got a 0-d tensor")
     if isinstance(x, torch.Tensor) and x.dim() >= 1 and x.shape[-1] % cfg.head_dim:
         raise ValueError(
             f"the last dimension of x ({x.shape[-1]}) must be a multiple of "

@@ -15,7 +15,14 @@ def packed_nbytes(numel: int, bits: int) -> int:
     >>> packed_nbytes(10, 3)
     4
     """
+    _check_bits(bits)
+    _check_numel(numel)
     return -(-numel * bits // 8)
+
+
+def _check_numel(numel) -> None:
+    if isinstance(numel, bool) or not isinstance(numel, int) or numel < 0:
+        raise ValueError(f"numel must be a non-negative integer, got {numel!r}")
 
 
 def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
@@ -103,7 +110,7 @@ def unpack_codes(data: torch.Tensor, bits: int, numel: int) -> torch.Tensor:
     _check_bits(bits)
     if not isinstance(data, torch.Tensor) or data.dtype != torch.uint8 or data.dim() != 1:
         raise TypeError("data must be a 1-D uint8 torch.Tensor")
-    if numel < 0 or data.numel() < packed_nbytes(numel, bits):
+    if data.numel() < packed_nbytes(numel, bits):
         raise ValueError(
             f"{data.numel()} bytes cannot hold {numel} codes of {bits} bits "
             f"({packed_nbytes(numel, bits)} bytes needed)"

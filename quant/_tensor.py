@@ -6,7 +6,7 @@ import dataclasses
 
 import torch
 
-from ._checks import check_float_tensor, compute_dtype
+from ._checks import cast_saturating, check_float_tensor, compute_dtype
 from ._config import QuantConfig
 from ._packing import pack_codes, unpack_codes
 from ._uniform import (
@@ -72,7 +72,7 @@ class QuantizedTensor:
         values = grid_dequantize(codes, scale, zero).reshape(self.codes.shape)
         if self.perm is not None:
             values = values[..., torch.argsort(self.perm)]
-        return values.to(dtype)
+        return cast_saturating(values, dtype)
 
     def pack(self, scale_dtype: torch.dtype | None = None) -> "PackedTensor":
         """Bit-packed storage: ``bits`` bits a code, zero points packed too.
@@ -183,7 +183,7 @@ def quantize(x: torch.Tensor, cfg: QuantConfig, *, params: QuantParams | None = 
     Returns
     -------
     QuantizedTensor
-        ``.dequantize()`` equals ``fake_quantize(x, cfg, params=params)``.
+        ``.dequantize(x.dtype)`` equals ``fake_quantize(x, cfg, params=params)``.
 
     Raises
     ------

@@ -21,7 +21,7 @@ import dataclasses
 
 import torch
 
-from ._checks import check_float_tensor, compute_dtype
+from ._checks import cast_saturating, check_finite, check_float_tensor, compute_dtype
 from ._config import QuantConfig
 
 
@@ -193,6 +193,10 @@ def resolve_params(x, cfg: QuantConfig, params: QuantParams | None, xg):
     """Grouped ``(G, 1)`` scale/zero from explicit params or from ``x`` itself."""
     if params is None:
         return grid_params(xg, cfg.bits, cfg.symmetric, cfg.clip_ratio)
+    if not isinstance(params, QuantParams):
+        raise TypeError(f"params must be a quant.QuantParams, got {type(params).__name__}")
+    # with explicit scales no statistic of x is taken, so nothing else would see a NaN
+    check_finite(x)
     expected = params_shape(x, cfg)
     if tuple(params.scale.shape) != expected:
         raise ValueError(
@@ -205,7 +209,14 @@ def resolve_params(x, cfg: QuantConfig, params: QuantParams | None, xg):
             "asymmetric one"
         )
     scale = params.scale.reshape(-1, 1).to(xg.dtype)
-    zero = None if params.zero is None else params.zero.reshape(-1, 1).to(xg.dtype)
+    if not bool(((scale > 0) & torch.isfinite(scale)).all()):
+        raise ValueError("params.scale must be positive and finite in every group")
+    zero = None
+    if params.zero is not None:
+        zero = params.zero.reshape(-1, 1).to(xg.dtype)
+        qmin, qmax = code_range(cfg.bits, cfg.symmetric)
+        if not bool(((zero == torch.round(zero)) & (zero >= qmin) & (zero <= qmax)).all()):
+            raise ValueError(f"params.zero must hold integers in [{qmin}, {qmax}] for a {cfg.bits}-bit asymmetric grid")
     return scale, zero
 
 
@@ -280,7 +291,7 @@ def fake_quantize(x: torch.Tensor, cfg: QuantConfig, *, params: QuantParams | No
     xg = grouped_view(x.to(compute_dtype(x)), cfg)
     scale, zero = resolve_params(x, cfg, params, xg)
     codes = grid_codes(xg, scale, zero, cfg.bits, cfg.symmetric)
-    return grid_dequantize(codes, scale, zero).reshape(x.shape).to(x.dtype)
+    return cast_saturating(grid_dequantize(codes, scale, zero).reshape(x.shape), x.dtype)
 
 
 def _check_config(cfg) -> None:

@@ -544,8 +544,11 @@ def gradual_binary_search(
     >>> {k: round(v, 2) for k, v in res.ratios.items()}
     {'layers.0.q_proj': 0.3, 'layers.0.k_proj': 0.6, 'layers.1.q_proj': 0.3, 'layers.1.k_proj': 0.6}
     """
-    fingerprint = dict(fingerprint or {})
-    header = {"num_layers": num_layers, "config": config.to_dict(), "fingerprint": fingerprint}
+    header = {"num_layers": num_layers, "config": config.to_dict(), "fingerprint": dict(fingerprint or {})}
+    try:  # compared with what the state file holds, so in the form JSON gives back
+        header = json.loads(json.dumps(header))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"fingerprint must hold JSON values (str keys, numbers, strings, lists): {exc}") from None
     layers = _layer_order(num_layers, config)
     done, frozen, values = _resume(state_path, header, num_layers)
     todo = [i for i in layers if i not in done]
@@ -555,8 +558,8 @@ def gradual_binary_search(
         for layer in todo:
             for site in _sites(config):
                 name = f"layers.{layer}.{site}"
-                res = _search_site(objective, name, frozen, config)
-                probes += len(res.probes)
+                res, evaluated = _search_site(objective, name, frozen, config)
+                probes += evaluated
                 frozen[name], values[name] = res.ratio, res.value
                 for follower in _followers(config, site):
                     frozen[f"layers.{layer}.{follower}"] = res.ratio
@@ -581,12 +584,17 @@ def _followers(config, site):
 
 
 def _search_site(objective, name, frozen, config):
+    """The site's bisection and how many candidate ratios the objective was given (with
+    lookahead, more than the bisection's probes: both outcomes of each step are scored)."""
+    evaluated = 0
+
     def batch(xs):
+        nonlocal evaluated
+        evaluated += len(xs)
         return objective(name, xs, dict(frozen))
 
-    return bisect_ratio_batched(
-        batch, max_iter=config.max_iter, tol=config.tol, lookahead=config.lookahead
-    )
+    res = bisect_ratio_batched(batch, max_iter=config.max_iter, tol=config.tol, lookahead=config.lookahead)
+    return res, evaluated
 
 
 def _resume(state_path, header, num_layers):

@@ -16,6 +16,7 @@ from quant.binary import (
     fake_quantize_activations,
     pack_bits,
     quantize_activations,
+    search_smoothing,
     two_scale_em,
     unpack_bits,
 )
@@ -253,3 +254,18 @@ def test_binary_gemm_rejects_mismatch():
         binary_matmul(odd, quantize_activations(torch.randn(2, 96)))
     with pytest.raises(TypeError):
         binary_matmul(torch.randn(4, 128), quantize_activations(torch.randn(2, 128)))
+
+
+@pytest.mark.parametrize("magnitude", [1e5, 1e-8])
+def test_binary_quantize_refuses_scales_float16_cannot_hold(magnitude):
+    w = torch.randn(4, 128, generator=torch.Generator().manual_seed(0)) * magnitude
+    with pytest.raises(ValueError, match="float16"):
+        binary_quantize(w)
+
+
+def test_search_smoothing_checks_the_type_of_each_config():
+    x, w = torch.randn(16, 64), torch.randn(8, 64)
+    with pytest.raises(TypeError, match="weight_cfg must be a BinaryWeightConfig"):
+        search_smoothing(x, w, weight_cfg=ActivationConfig())
+    with pytest.raises(TypeError, match="act_cfg must be an? ActivationConfig"):
+        search_smoothing(x, w, act_cfg=BinaryWeightConfig())

@@ -284,3 +284,22 @@ def test_load_ratios_refuses_bad_files(tmp_path, text, msg):
     path.write_text(text)
     with pytest.raises(ValueError, match=msg):
         load_ratios(path)
+
+
+@pytest.mark.parametrize("lookahead", [1, 2, 3])
+def test_probes_count_every_candidate_the_objective_scored(lookahead):
+    obj = RecordingObjective(2)
+    res = gradual_binary_search(obj, 2, GBSConfig(max_iter=8, lookahead=lookahead))
+    assert res.probes == sum(len(candidates) for _, candidates, _ in obj.calls)
+
+
+def test_resume_accepts_a_fingerprint_that_json_reshapes(tmp_path):
+    state = tmp_path / "state.json"
+    fingerprint = {"shape": (3, 3), 1: "one"}  # JSON gives back a list and a str key
+    first = gradual_binary_search(RecordingObjective(2), 2, GBSConfig(max_iter=2), state_path=state,
+                                  fingerprint=fingerprint)
+    again = RecordingObjective(2)
+    res = gradual_binary_search(again, 2, GBSConfig(max_iter=2), state_path=state, fingerprint=fingerprint)
+    assert res.ratios == first.ratios and again.calls == []
+    with pytest.raises(TypeError, match="JSON"):
+        gradual_binary_search(RecordingObjective(2), 2, GBSConfig(max_iter=2), fingerprint={"f": object()})

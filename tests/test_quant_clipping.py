@@ -79,3 +79,23 @@ def test_search_rejects_non_finite():
     w[1, 1] = math.nan
     with pytest.raises(ValueError, match="NaN or inf"):
         quant.mse_clip_search(w, quant.QuantConfig())
+
+
+@pytest.mark.parametrize("magnitude", [1e-16, 1e-6, 1e16, 1e18])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_chosen_ratio_does_not_depend_on_the_weight_scale(magnitude, dtype):
+    # powers of ten are not exact scalings, so allow a rare one-step tie flip
+    w = torch.randn(32, 256, generator=torch.Generator().manual_seed(0))
+    for cfg in (quant.QuantConfig(bits=3), quant.QuantConfig(bits=3, symmetric=False)):
+        base = quant.mse_clip_search(w.to(dtype), cfg).clip_ratio
+        scaled = quant.mse_clip_search((w * magnitude).to(dtype), cfg).clip_ratio
+        assert float((scaled != base).float().mean()) <= 2 / 32
+        assert float((scaled - base).abs().max()) <= 0.011
+
+
+def test_a_weight_that_requires_grad_is_searched():
+    w = torch.nn.Linear(16, 8).weight
+    assert w.requires_grad
+    got = quant.mse_clip_search(w, quant.QuantConfig()).clip_ratio
+    assert torch.equal(got, quant.mse_clip_search(w.detach(), quant.QuantConfig()).clip_ratio)
+    assert quant.rtn_quantize(w, quant.QuantConfig(), mse_clip=True).codes.shape == (8, 16)

@@ -173,6 +173,10 @@ def test_gptq_bad_input():
     w = torch.randn(8, 32)
     h = torch.eye(32)
     cfg = quant.QuantConfig(bits=3)
+    lopsided = h.clone()
+    lopsided[0, 1] = 0.5
+    with pytest.raises(ValueError, match="not symmetric"):
+        quant.gptq_quantize(w, lopsided, cfg)
     bad_w = w.clone()
     bad_w[0, 0] = math.nan
     with pytest.raises(ValueError, match="NaN or inf"):

@@ -68,3 +68,5 @@ def test_kv_bad_input():
         quant.fake_quantize_kv(x, cfg)
     with pytest.raises(TypeError, match="KVQuantConfig"):
         quant.fake_quantize_kv(torch.randn(2, 64), quant.QuantConfig())
+    with pytest.raises(ValueError, match="0-d"):
+        quant.fake_quantize_kv(torch.tensor(1.0), cfg)

@@ -86,3 +86,9 @@ def test_pack_rejects_bad_codes():
         quant.unpack_codes(torch.zeros(2, dtype=torch.uint8), 3, 8)
     with pytest.raises(TypeError, match="uint8"):
         quant.unpack_codes(np.zeros(3, dtype=np.uint8), 3, 8)
+    for numel in (2.0, -1, True):
+        with pytest.raises(ValueError, match="numel must be a non-negative integer"):
+            quant.unpack_codes(torch.zeros(2, dtype=torch.uint8), 3, numel)
+    for bits in (0, 9):
+        with pytest.raises(ValueError, match="bits"):
+            quant.packed_nbytes(10, bits)

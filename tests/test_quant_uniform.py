@@ -169,8 +169,8 @@ def test_params_from_search_are_used():
     [
         (dict(bits=0), ValueError, "bits"),
         (dict(bits=9), ValueError, "bits"),
-        (dict(bits=True), ValueError, "bits"),
-        (dict(bits=3.0), ValueError, "bits"),
+        (dict(bits=True), TypeError, "bits"),
+        (dict(bits=3.0), TypeError, "bits"),
         (dict(granularity="row"), ValueError, "granularity"),
         (dict(granularity="group"), ValueError, "group_size"),
         (dict(granularity="group", group_size=0), ValueError, "group_size"),
@@ -211,3 +211,44 @@ def test_bad_tensors_are_rejected():
         quant.fake_quantize(torch.randn(2, 8), {"bits": 3})
     with pytest.raises(ValueError, match="0-d"):
         quant.fake_quantize(torch.tensor(1.0), quant.QuantConfig())
+
+
+def test_explicit_params_do_not_skip_the_input_checks():
+    cfg = quant.QuantConfig(bits=3)
+    params = quant.compute_qparams(torch.randn(4, 8), cfg)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        quant.fake_quantize(torch.full((4, 8), float("nan")), cfg, params=params)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        quant.quantize(torch.full((4, 8), float("inf")), cfg, params=params)
+    with pytest.raises(TypeError, match="QuantParams"):
+        quant.fake_quantize(torch.randn(4, 8), cfg, params=params.scale)
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), float("inf")])
+def test_explicit_params_with_a_bad_scale_are_rejected(scale):
+    cfg = quant.QuantConfig(bits=3)
+    with pytest.raises(ValueError, match="positive and finite"):
+        quant.fake_quantize(torch.randn(4, 8), cfg, params=quant.QuantParams(torch.full((4, 1), scale)))
+
+
+@pytest.mark.parametrize("zero", [3.5, -1.0, 8.0, 300.0])
+def test_explicit_zero_points_must_be_codes(zero):
+    cfg = quant.QuantConfig(bits=3, symmetric=False)
+    params = quant.QuantParams(torch.ones(4, 1), torch.full((4, 1), zero))
+    with pytest.raises(ValueError, match=r"integers in \[0, 7\]"):
+        quant.fake_quantize(torch.randn(4, 8), cfg, params=params)
+
+
+def test_low_precision_results_saturate_instead_of_overflowing():
+    # the rounded zero point puts the lowest level half a step below -65504
+    x = torch.tensor([[65504.0, -65504.0]], dtype=torch.float16)
+    cfg = quant.QuantConfig(symmetric=False)
+    y = quant.fake_quantize(x, cfg)
+    assert bool(torch.isfinite(y).all())
+    assert torch.equal(quant.quantize(x, cfg).dequantize(torch.float16), y)
+
+
+def test_numpy_scalars_are_accepted_and_stored_as_python_numbers():
+    cfg = quant.QuantConfig(bits=np.int64(4), clip_ratio=np.float32(0.5))
+    assert type(cfg.bits) is int and type(cfg.clip_ratio) is float
+    assert cfg == quant.QuantConfig(bits=4, clip_ratio=0.5)

@@ -153,8 +153,9 @@ class SmoothConfig:
     A channel ``j`` gets ``s_j = max|X_j|**alpha / max|W_j|**(1 - alpha)``;
     the layer runs ``Q(X / s) Q(W * s)^T``.  Every ``alpha`` in ``alphas`` is
     tried and the one with the smallest error of the quantized layer output
-    on calibration rows is kept (``alpha = 0`` with ``s = 1`` is always tried,
-    so smoothing never makes the measured error worse).
+    on calibration rows is kept. No smoothing at all (``s = 1``, reported under the
+    key ``None``) is always tried as well, so smoothing never makes the measured
+    error worse.
 
     Parameters
     ----------

@@ -110,8 +110,10 @@ def search_smoothing(x, weight, act_cfg: ActivationConfig | None = None,
     act_cfg = ActivationConfig() if act_cfg is None else act_cfg
     weight_cfg = BinaryWeightConfig() if weight_cfg is None else weight_cfg
     cfg = SmoothConfig() if cfg is None else cfg
-    if not isinstance(cfg, SmoothConfig):
-        raise TypeError(f"cfg must be a SmoothConfig, got {type(cfg).__name__}")
+    for name, value, kind in (("act_cfg", act_cfg, ActivationConfig), ("weight_cfg", weight_cfg, BinaryWeightConfig),
+                              ("cfg", cfg, SmoothConfig)):
+        if not isinstance(value, kind):
+            raise TypeError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
     check_matrix(x, "x")
     check_matrix(weight, "weight")
     if x.shape[1] != weight.shape[1]:

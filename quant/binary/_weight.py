@@ -121,7 +121,15 @@ def _em_weights(h_diag, cfg):
 def _fit_group(w_group, weights, cfg):
     """EM scales of one group, rounded to float16 as they will be stored."""
     scales, choice = two_scale_em(w_group.abs(), weights, cfg.em_iters)
-    return scales.to(torch.float16).to(torch.float32), choice
+    stored = scales.to(torch.float16)
+    if not bool(torch.isfinite(stored).all()) or bool(((stored == 0) & (scales > 0)).any()):
+        positive = scales[scales > 0]
+        raise ValueError(
+            f"weight magnitudes out of float16's range: group scales span {float(positive.min()):.3g} to "
+            f"{float(positive.max()):.3g}, but the W(1+1) format stores them in float16, which holds "
+            "6e-8 to 65504; rescale the weight"
+        )
+    return stored.to(torch.float32), choice
 
 
 def _quantize_groups(w, h_diag, cfg):
