@@ -68,8 +68,11 @@ def load_text(name_or_path: str | os.PathLike | None = None, split: str = "eval"
         raise FileNotFoundError(
             f"no text file {str(name_or_path)!r}; pass a UTF-8 text file, None/'pydoc' for the built-in text, or 'wikitext2'"
         )
-    with open(name_or_path, encoding="utf-8") as f:
-        return _split_text(f.read(), split)
+    try:
+        with open(name_or_path, encoding="utf-8") as f:
+            return _split_text(f.read(), split)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{str(name_or_path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def _split_text(text: str, split: str) -> str:

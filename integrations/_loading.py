@@ -37,15 +37,24 @@ def _resolve(source) -> tuple[str, dict]:
     path = default_model_path() if source is None else source
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"source must be None, a path or a hub id string, got {type(source).__name__}")
-    path = Path(path) if str(path).endswith(".gguf") or os.path.exists(path) else path
-    if isinstance(path, Path):
-        if str(path).endswith(".gguf"):
-            if not path.is_file():
-                raise FileNotFoundError(f"GGUF file not found: {path}")
-            return str(path.parent), {"gguf_file": path.name}
-        if not path.is_dir():
-            raise FileNotFoundError(f"model path {path} is neither a directory nor a .gguf file")
-        return str(path), {}
+    text = os.fspath(path)
+    # a hub id is "name" or "org/name"; anything else that does not exist is a missing path,
+    # which from_pretrained would report as a malformed hub id
+    looks_like_path = (text.endswith(".gguf") or os.path.isabs(text) or text.startswith((".", "~"))
+                       or text.count("/") > 1 or os.sep in text.replace("/", "") or os.path.exists(text))
+    if not looks_like_path:
+        return text, {}
+    path = Path(text).expanduser()
+    if text.endswith(".gguf"):
+        if not path.is_file():
+            raise FileNotFoundError(f"GGUF file not found: {path}")
+        return str(path.parent), {"gguf_file": path.name}
+    if not path.exists():
+        raise FileNotFoundError(f"model path {path} does not exist; pass a Hugging Face model directory, a .gguf file or a hub id")
+    if not path.is_dir():
+        raise FileNotFoundError(f"model path {path} is neither a directory nor a .gguf file")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{path} has no config.json: pass the Hugging Face model directory that holds it, or a .gguf file")
     return str(path), {}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 from typing import Mapping
 
 import torch
@@ -310,3 +311,29 @@ def weight_bits(model: nn.Module) -> float | None:
             total_bits += module.quantized.bits_per_element() * n
             total += n
     return total_bits / total if total else None
+
+
+def check_weight_groups(widths: Mapping[str, int], weights: quant.QuantConfig | None) -> None:
+    """Raise ValueError unless ``weights``' group size divides every projection's in-features.
+
+    ``widths``: projection name -> in-features, the model's own (``layer_linears``) or those a
+    rotation will give (:func:`integrations._rotation.rotated_input_widths`). Checked before
+    any calibration, so a bad group size fails at once, not at the first GPTQ of a long run.
+    """
+    if weights is None or weights.granularity != "group":
+        return
+    size = weights.group_size
+    bad = {name: width for name, width in widths.items() if width % size}
+    if bad:
+        common = math.gcd(*widths.values())
+        fits = max(d for d in range(1, min(size, common) + 1) if common % d == 0)
+        raise ValueError(
+            f"weight group_size={size} does not divide the input width of "
+            + ", ".join(f"{name} ({width})" for name, width in bad.items())
+            + f"; every projection's width is a multiple of {common}, so use a divisor of {common} (e.g. {fits})"
+        )
+
+
+def model_input_widths(model: nn.Module) -> dict[str, int]:
+    """In-features of each projection of the model as it is (the same in every layer)."""
+    return {name: int(module.weight.shape[1]) for name, module in layer_linears(model.model.layers[0]).items()}

@@ -31,7 +31,7 @@ from torch import nn
 
 from ._attention import use_rotated_attention
 from ._expansion import EXPANSIONS, DimensionPlan, ExpandedRMSNorm, plan_dimension
-from ._families import family_of
+from ._families import family_of, layer_linears
 from ._transforms import OnlineRotation, random_signs, rotation_matrix
 
 
@@ -208,6 +208,26 @@ def rotate_model(model: nn.Module, config: RotationConfig | None = None) -> nn.M
         use_rotated_attention(model)
     model.hadamard_rotation = plan
     return model
+
+
+def rotated_input_widths(model: nn.Module, config: RotationConfig | None = None) -> dict[str, int]:
+    """In-features of each projection (``q_proj`` ... ``down_proj``, the same in every layer)
+    once ``rotate_model(model, config)`` has run, without rotating anything: padded
+    dimensions are wider than the model's. For a model already rotated, its widths.
+
+    Lets a caller check settings that depend on them (a weight group size) before any work.
+    """
+    family_of(model)
+    layer = model.model.layers[0]
+    widths = {name: int(module.weight.shape[1]) for name, module in layer_linears(layer).items()}
+    if getattr(model, "hadamard_rotation", None) is not None:
+        return widths
+    plan = _plan(model, RotationConfig() if config is None else config)
+    for names, dims in ((("q_proj", "k_proj", "v_proj", "gate_proj", "up_proj"), plan.hidden),
+                        (("o_proj",), plan.attention_output), (("down_proj",), plan.intermediate)):
+        for name in names:
+            widths[name] = _order(dims, widths[name])
+    return widths
 
 
 def _plan(model, config: RotationConfig) -> RotationPlan:

@@ -37,13 +37,18 @@ import quant
 
 from ._calibration import quantize_model
 from ._eval import evaluate, load_text, tokenize_windows
+from ._expansion import DimensionError
+from ._families import UnsupportedModelError, family_of
 from ._loading import load_model, load_tokenizer
-from ._quantized import GPTQ_TARGETS, QuantizationConfig, quantized_linears, quantizer_sites, weight_bits
-from ._rotation import RotationConfig, rotate_model
+from ._quantized import GPTQ_TARGETS, QuantizationConfig, check_weight_groups, quantizer_sites, weight_bits
+from ._rotation import RotationConfig, rotate_model, rotated_input_widths
+from .serialization import check_replaceable, current_umask, save_quantized
 
 ROWS = ("fp", "rtn", "quarot", "ours")
 CLIP_MODES = ("grid", "gbs", "gbs-block", "gbs-kl", "gbs-faithful", "none")
 #: the integrations.gbs method behind each GBS clip mode
+#: where ``--out`` puts the quantized model (a :func:`integrations.save_quantized` checkpoint)
+MODEL_DIR = "model"
 GBS_METHODS = {"gbs": "local", "gbs-block": "fast", "gbs-kl": "kl", "gbs-faithful": "faithful"}
 ROW_TITLES = {
     "fp": "FP (float32)",
@@ -112,7 +117,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "--calib-seqlen tokens)")
     p.add_argument("--gbs-iters", type=int, default=8, help="bisection probes per GBS site (default 8; the paper: 8-10)")
     p.add_argument("--device", default="cpu", help="device for calibration and evaluation, e.g. cuda (default cpu)")
-    p.add_argument("--out", default=None, help="directory for the quantized 'ours' model and report.json")
+    p.add_argument("--out", default=None, help="directory for report.json and the quantized 'ours' model (OUT/model, "
+                   "a checkpoint integrations.load_quantized reloads)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
@@ -125,17 +131,89 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("seqlen", "eval_windows", "calib_windows", "calib_seqlen", "group_size", "gbs_windows", "gbs_iters"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be positive")
+    for name in ("seqlen", "calib_seqlen"):  # a window predicts its tokens from the ones before
+        if getattr(args, name) < 2:
+            p.error(f"--{name.replace('_', '-')} must be at least 2 tokens")
+    problem = _device_problem(args.device)
+    if problem:
+        p.error(problem)
+    if args.out is not None:
+        try:
+            if os.path.exists(args.out) and not os.path.isdir(args.out):
+                raise FileExistsError(f"{args.out} exists and is not a directory")
+            check_replaceable(os.path.join(args.out, MODEL_DIR))
+        except FileExistsError as exc:
+            p.error(f"--out: {exc}")
     return args
+
+
+def _device_problem(device: str) -> str | None:
+    """Why ``--device`` cannot be used here, or None."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as exc:
+        return f"--device {device!r} is not a torch device ({exc}); use cpu, cuda, cuda:1, mps, ..."
+    backend = getattr(torch, kind, None) if kind != "cpu" else None
+    if kind == "mps":
+        backend = torch.backends.mps
+    if backend is not None and hasattr(backend, "is_available") and not backend.is_available():
+        return f"--device {device!r}: this torch build or machine has no {kind} device; use --device cpu"
+    return None
+
+
+class _InputError(Exception):
+    """A problem with what the user passed, found after parsing: reported in one line."""
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        return _run(args)
+    except _InputError as exc:
+        print(f"python -m integrations: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _inputs(args):
+    """Tokenizer, evaluation and calibration windows, and the model; every problem with the
+    user's model or text as an :class:`_InputError`, before any long computation."""
+    try:
+        tokenizer = load_tokenizer(args.model)
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        raise _InputError(f"--model {args.model}: {exc}") from exc
+    try:
+        eval_windows = tokenize_windows(load_text(args.text, "eval"), tokenizer, seqlen=args.seqlen,
+                                        max_windows=args.eval_windows)
+        calib_windows = tokenize_windows(load_text(args.text, "calibration"), tokenizer, seqlen=args.calib_seqlen,
+                                         max_windows=args.calib_windows)
+    except (FileNotFoundError, ValueError) as exc:
+        raise _InputError(f"--text {args.text or 'pydoc'}: {exc}") from exc
+    name = args.model or "SmolLM2-135M-Instruct"
+    try:
+        base = load_model(args.model, device=args.device)
+        family_of(base)
+        if "ours" in args.rows:
+            rotation, ours = row_configs(args.bits, args.group_size, args.gptq_target)["ours"]
+            widths = rotated_input_widths(base, rotation)
+    except (OSError, UnsupportedModelError, DimensionError) as exc:
+        raise _InputError(f"--model {name}: {exc}") from exc
+    if "ours" in args.rows:  # the group size must divide the widths the rotation gives
+        try:
+            check_weight_groups(widths, ours.weights)
+        except ValueError as exc:
+            raise _InputError(f"--group-size {args.group_size} for {name}: {exc}") from exc
+    if args.out is not None:
+        try:
+            os.makedirs(args.out, exist_ok=True)
+        except OSError as exc:
+            raise _InputError(f"--out {args.out}: {exc}") from exc
+    return eval_windows, calib_windows, base
+
+
+def _run(args) -> int:
     progress = not args.no_progress
     start = time.perf_counter()
-    tokenizer = load_tokenizer(args.model)
-    eval_windows = tokenize_windows(load_text(args.text, "eval"), tokenizer, seqlen=args.seqlen, max_windows=args.eval_windows)
-    calib_windows = tokenize_windows(load_text(args.text, "calibration"), tokenizer, seqlen=args.calib_seqlen, max_windows=args.calib_windows)
-    base = load_model(args.model, device=args.device)
+    eval_windows, calib_windows, base = _inputs(args)
     _say(f"model loaded in {time.perf_counter() - start:.0f} s; eval {eval_windows.numel()} tokens "
          f"({eval_windows.shape[0]} x {args.seqlen}), calibration {calib_windows.numel()} tokens "
          f"({calib_windows.shape[0]} x {args.calib_seqlen})")
@@ -225,32 +303,16 @@ def _report(results, args, configs, model, seconds) -> dict:
 
 
 def save_outputs(out_dir, model, report: dict) -> None:
-    """Write ``report.json`` and, when ``model`` is given, its weights and quantized codes.
+    """Write ``report.json`` and, when ``model`` is given, the model as a checkpoint.
 
-    Each file is written to a temporary file in ``out_dir`` and renamed into
-    place, so an interrupted run never leaves a half-written file.
-    ``model.safetensors`` holds the state dict (dequantized weights, rotation
-    buffers); ``quantized.safetensors`` the bit-packed codes, scales and zero
-    points of every projection.
+    The model goes to ``out_dir/model`` through :func:`integrations.save_quantized`
+    (reload it with :func:`integrations.load_quantized`); the report is written to a
+    temporary file in ``out_dir`` and renamed into place. Either way an interrupted
+    run never leaves a half-written file.
     """
-    from safetensors.torch import save_file
-
     os.makedirs(out_dir, exist_ok=True)
     if model is not None:
-        state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-        _atomic(out_dir, "model.safetensors", lambda path: save_file(state, path))
-        packed = {}
-        for name, module in quantized_linears(model).items():
-            if module.quantized is None:
-                continue
-            p = module.quantized.pack()
-            packed[f"{name}.codes"] = p.data.contiguous()
-            packed[f"{name}.scale"] = p.scale.contiguous()
-            if p.zero_data is not None:
-                packed[f"{name}.zero"] = p.zero_data.contiguous()
-            if p.perm is not None:
-                packed[f"{name}.perm"] = p.perm.contiguous()
-        _atomic(out_dir, "quantized.safetensors", lambda path: save_file(packed, path))
+        save_quantized(model, os.path.join(out_dir, MODEL_DIR))
     text = json.dumps(report, indent=2, default=str)
     _atomic(out_dir, "report.json", lambda path: open(path, "w").write(text))
 
@@ -260,6 +322,7 @@ def _atomic(directory, name, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private (0600)
         os.replace(tmp, os.path.join(directory, name))
     except BaseException:
         os.unlink(tmp)

@@ -126,8 +126,8 @@ def _check_plain(name: str, module: nn.Module) -> None:
         raise ValueError(f"{name} is quantized; save quantized models with save_quantized")
     if isinstance(module, OnlineRotation):
         raise ValueError(
-            f"{name} is an online rotation (R3/R4), which plain transformers cannot run; rotate with "
-            "RotationConfig(r3=False, r4=False) for a standard checkpoint, or use save_quantized"
+            f"{name} is an online rotation (r1='online', R3 or R4), which plain transformers cannot run; rotate "
+            "with RotationConfig(r1=True, r3=False, r4=False) for a standard checkpoint, or use save_quantized"
         )
     if isinstance(module, ExpandedRMSNorm) and module.order != module.size:
         raise ValueError(
@@ -199,6 +199,7 @@ def save_quantized(model: nn.Module, directory: str | os.PathLike) -> Path:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp / TENSOR_FILE),
                   metadata={"format": FORMAT})
         meta["tensor_file_sha256"] = _file_digest(tmp / TENSOR_FILE)
+        meta["config_file_sha256"] = _file_digest(tmp / "config.json")
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
 
     return _write_directory(directory, write)
@@ -236,6 +237,10 @@ def load_quantized(directory: str | os.PathLike, *, device: str | torch.device =
         raise CheckpointError(f"{tensor_path}: missing")
     if _file_digest(tensor_path) != meta.get("tensor_file_sha256"):
         raise CheckpointError(f"{tensor_path}: checksum mismatch, the file is damaged or not the one described")
+    config_path = directory / "config.json"
+    # checkpoints written before the config was checksummed have no such field
+    if "config_file_sha256" in meta and (not config_path.is_file() or _file_digest(config_path) != meta["config_file_sha256"]):
+        raise CheckpointError(f"{config_path}: missing or changed since the checkpoint was written")
     try:
         tensors = load_file(str(tensor_path))
         config = AutoConfig.from_pretrained(directory)
@@ -264,10 +269,13 @@ def _skeleton(auto, config, meta: dict) -> nn.Module:
     if set(sites) != set(meta["sites"]):
         raise CheckpointError(f"quantizer sites differ from the model's: {sorted(set(sites) ^ set(meta['sites']))[:4]}")
     for name, settings in meta["sites"].items():
-        for attr in ("bits", "symmetric", "group_size", "clip_ratio"):
-            setattr(sites[name], attr, settings[attr])
-        if settings["bits"] is not None:
-            sites[name].config()  # validates
+        try:
+            for attr in ("bits", "symmetric", "group_size", "clip_ratio"):
+                setattr(sites[name], attr, settings[attr])
+            if settings["bits"] is not None:
+                sites[name].config()  # validates
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"site {name}: invalid quantizer settings {settings!r}: {exc}") from exc
     return model
 
 
@@ -374,14 +382,44 @@ def _read_meta(directory: Path) -> dict:
     return meta
 
 
+#: what a directory written by this module holds (``generation_config.json``: HF's
+#: ``save_pretrained`` of some configs); only such a directory is replaced
+CHECKPOINT_FILES = frozenset({"config.json", "generation_config.json", TENSOR_FILE, META_FILE})
+
+
+def check_replaceable(directory: str | os.PathLike) -> Path:
+    """``directory`` as a Path, if saving there replaces nothing but a checkpoint.
+
+    Raises
+    ------
+    FileExistsError
+        It exists and is not a directory, or holds files a checkpoint does not
+        (it is never deleted to make room).
+    """
+    target = Path(directory)
+    if target.exists() or target.is_symlink():
+        if not target.is_dir() or target.is_symlink():
+            raise FileExistsError(f"{target} exists and is not a directory; choose another path")
+        foreign = sorted(p.name for p in target.iterdir() if p.name not in CHECKPOINT_FILES)
+        if foreign:
+            raise FileExistsError(
+                f"{target} exists and holds files that are not part of a checkpoint ({', '.join(foreign[:3])}"
+                f"{', ...' if len(foreign) > 3 else ''}); only an empty directory or a previous checkpoint "
+                "is replaced: choose another path or remove it"
+            )
+    return target
+
+
 def _write_directory(directory: str | os.PathLike, write) -> Path:
     """Run ``write(tmp)`` in a fresh directory next to ``directory``, then swap it into place."""
-    target = Path(directory)
+    target = check_replaceable(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     old = None
     try:
         write(tmp)
+        _publish_modes(tmp)
+        check_replaceable(target)  # again: something may have appeared while writing
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.replace(target, old / "previous")
@@ -395,3 +433,20 @@ def _write_directory(directory: str | os.PathLike, write) -> Path:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _publish_modes(directory: Path) -> None:
+    """Give the private temporary directory (``mkdtemp``: 0700) and its files the modes a
+    plain ``mkdir``/``open`` would have had under the process's umask."""
+    mask = current_umask()
+    os.chmod(directory, 0o777 & ~mask)
+    for path in directory.iterdir():
+        if path.is_file():
+            os.chmod(path, 0o666 & ~mask)
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -105,12 +105,13 @@ def test_cli_table_and_atomic_outputs(tmp_path):
     integrations.rotate_model(model)
     integrations.quantize_model(model, integrations.QuantizationConfig.w_a_kv(4, method="rtn"))
     cli.save_outputs(tmp_path, model, {"results": results})
-    assert sorted(os.listdir(tmp_path)) == ["model.safetensors", "quantized.safetensors", "report.json"]
+    assert sorted(os.listdir(tmp_path)) == ["model", "report.json"]
     assert json.loads((tmp_path / "report.json").read_text())["results"]["fp"]["ppl"] == 12.0
-    from safetensors.torch import load_file
-
-    packed = load_file(tmp_path / "quantized.safetensors")
-    assert packed["layers.0.q_proj.codes"].dtype == torch.uint8
+    assert (tmp_path / "report.json").stat().st_mode & 0o777 == 0o666 & ~integrations.serialization.current_umask()
+    reloaded = integrations.load_quantized(tmp_path / "model")  # --out gives a checkpoint that reloads
+    ids = torch.randint(0, 64, (1, 12), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(reloaded(ids).logits, model(ids).logits)
 
     def failing(path):
         with open(path, "w") as f:
@@ -120,7 +121,54 @@ def test_cli_table_and_atomic_outputs(tmp_path):
     with pytest.raises(RuntimeError):
         cli._atomic(str(tmp_path), "report.json", failing)
     assert json.loads((tmp_path / "report.json").read_text())["results"]["fp"]["ppl"] == 12.0
-    assert sorted(os.listdir(tmp_path)) == ["model.safetensors", "quantized.safetensors", "report.json"]
+    assert sorted(os.listdir(tmp_path)) == ["model", "report.json"]
+
+
+def test_cli_reports_bad_paths_and_settings_in_one_line(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "out" / "model").mkdir(parents=True)
+    (tmp_path / "out" / "model" / "notes.txt").write_text("keep")
+    (tmp_path / "emptydir").mkdir()
+    for argv, message in (
+        (["--seqlen", "1"], "--seqlen must be at least 2"),
+        (["--device", "nonsense"], "is not a torch device"),
+        (["--out", str(tmp_path / "afile")], "not a directory"),
+        (["--out", str(tmp_path / "out")], "not part of a checkpoint"),
+    ):
+        with pytest.raises(SystemExit):
+            cli.parse_args(argv)
+        assert message in capsys.readouterr().err
+    for argv, message in (
+        (["--model", str(tmp_path / "nowhere")], "does not exist"),
+        (["--model", str(tmp_path / "nowhere.gguf")], "GGUF file not found"),
+        (["--model", str(tmp_path / "emptydir")], "has no config.json"),
+    ):
+        assert cli.main(argv + ["--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert "error: --model" in err and message in err and "Traceback" not in err
+    assert (tmp_path / "out" / "model" / "notes.txt").read_text() == "keep"
+
+
+def test_group_sizes_are_checked_against_the_rotated_widths_before_any_work():
+    from integrations._families import layer_linears
+    from integrations._quantized import check_weight_groups
+    from integrations._rotation import rotated_input_widths
+
+    model = tiny("llama", hidden=90, heads=2, kv_heads=1, head_dim=32, intermediate=136, layers=1)
+    for rotation in (integrations.RotationConfig(), integrations.RotationConfig(r1="online"),
+                     integrations.RotationConfig(r4=False)):
+        rotated = integrations.rotate_model(copy.deepcopy(model), rotation)
+        widths = rotated_input_widths(model, rotation)
+        assert widths == rotated_input_widths(rotated) == {
+            name: m.weight.shape[1] for name, m in layer_linears(rotated.model.layers[0]).items()}
+    assert widths["q_proj"] == 92  # no Hadamard order 90: padded
+    groups = quant.QuantConfig(bits=3, granularity="group", group_size=16)
+    with pytest.raises(ValueError, match=r"q_proj \(92\).*down_proj \(136\).*multiple of 4"):
+        check_weight_groups(widths, groups)
+    check_weight_groups(widths, groups.replace(group_size=4))
+    # the API fails at once too, before it asks for calibration data
+    with pytest.raises(ValueError, match="does not divide the input width"):
+        integrations.quantize_model(copy.deepcopy(model), integrations.QuantizationConfig(weights=groups), progress=False)
 
 
 @pytest.mark.slow

@@ -194,30 +194,65 @@ def test_damaged_or_mismatched_checkpoints_are_clear_errors(tmp_path, quantized_
         "format version": edit_meta(lambda m: m.update(format_version=99)),
         "differs from the saved one": edit_meta(lambda m: m["rotation"].update(seed=6)),
         "invalid rotation recipe": edit_meta(lambda m: m["rotation"].update(expansion="zeros")),
-        "sites differ": lambda d: (d / "config.json").write_text(
-            (d / "config.json").read_text().replace('"num_hidden_layers": 1', '"num_hidden_layers": 2')),
+        "changed since the checkpoint was written": lambda d: (d / "config.json").write_text(
+            (d / "config.json").read_text().replace('"rope_theta"', '"rope_theta_old"')),
+        # as a checkpoint written before config.json was checksummed
+        "sites differ": lambda d: (edit_meta(lambda m: m.pop("config_file_sha256"))(d), (d / "config.json").write_text(
+            (d / "config.json").read_text().replace('"num_hidden_layers": 1', '"num_hidden_layers": 2'))),
+        "invalid quantizer settings": edit_meta(lambda m: m["sites"]["layers.0.q_proj"].update(clip_ratio=2.0)),
+        "invalid quantizer settings.*'bits'": edit_meta(lambda m: m["sites"]["layers.0.k_proj"].pop("bits")),
     }
     for message, edit in cases.items():
         with pytest.raises(CheckpointError, match=message):
-            load_quantized(variant(message.replace(" ", "_"), edit))
+            load_quantized(variant("".join(c if c.isalnum() else "_" for c in message), edit))
     with pytest.raises(CheckpointError, match="missing"):
         load_quantized(tmp_path / "nothing-here")
 
 
 def test_writes_are_atomic(tmp_path):
     target = tmp_path / "ckpt"
-    _write_directory(target, lambda d: (d / "a.txt").write_text("first"))
+    _write_directory(target, lambda d: (d / "config.json").write_text("first"))
 
     def failing(d):
-        (d / "a.txt").write_text("second, half")
+        (d / "config.json").write_text("second, half")
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
         _write_directory(target, failing)
-    assert (target / "a.txt").read_text() == "first"
+    assert (target / "config.json").read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temporary directories left
-    _write_directory(target, lambda d: (d / "b.txt").write_text("third"))
-    assert [p.name for p in target.iterdir()] == ["b.txt"]
+    _write_directory(target, lambda d: (d / "model.safetensors").write_text("third"))
+    assert [p.name for p in target.iterdir()] == ["model.safetensors"]
+
+
+def test_saving_never_deletes_what_is_not_a_checkpoint(tmp_path, quantized_model):
+    runs = tmp_path / "runs"
+    (runs / "exp1").mkdir(parents=True)
+    (runs / "exp1" / "results.txt").write_text("precious")
+    with pytest.raises(FileExistsError, match="not part of a checkpoint"):
+        save_quantized(quantized_model, runs)
+    (tmp_path / "afile").write_text("precious")
+    with pytest.raises(FileExistsError, match="not a directory"):
+        save_quantized(quantized_model, tmp_path / "afile")
+    assert (runs / "exp1" / "results.txt").read_text() == "precious"
+    assert (tmp_path / "afile").read_text() == "precious"
+    assert sorted(p.name for p in runs.iterdir()) == ["exp1"]  # nothing temporary left either
+    (tmp_path / "empty").mkdir()
+    save_quantized(quantized_model, tmp_path / "empty")  # an empty directory is filled
+    save_quantized(quantized_model, tmp_path / "empty")  # and a checkpoint replaced
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["config.json", "hadamard_quant.json",
+                                                                       "model.safetensors"]
+
+
+def test_checkpoints_get_the_modes_of_the_umask(tmp_path, quantized_model):
+    old = os.umask(0o022)
+    try:
+        path = save_quantized(quantized_model, tmp_path / "q")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o755
+    assert {f.name: f.stat().st_mode & 0o777 for f in path.iterdir()} == dict.fromkeys(
+        ["config.json", "hadamard_quant.json", "model.safetensors"], 0o644)
 
 
 # ---------------------------------------------------------------- the real model
