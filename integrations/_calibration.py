@@ -239,37 +239,43 @@ def _layer_sites(layer) -> dict[str, ActivationQuantizer]:
     return sites
 
 
+class SiteRows:
+    """Up to ``tokens`` tokens of one site's input, as float32 rows of its last dimension.
+
+    A projection's input ``(batch, seq, features)`` gives a row per token; a cache's
+    ``(batch, heads, seq, head_dim)`` gives a row per (token, head), token-major, so a
+    budget cut inside a window keeps every head of the tokens it keeps.
+    """
+
+    def __init__(self, tokens: int):
+        self.tokens, self.rows, self.count = tokens, [], 0
+
+    def add(self, x: torch.Tensor) -> None:
+        x, heads = x.detach(), 1
+        if x.dim() == 4:
+            heads, x = x.shape[1], x.transpose(1, 2)
+        x = x.reshape(-1, x.shape[-1])
+        room = self.tokens * heads - self.count
+        if room > 0:
+            self.rows.append(x[:room].to(torch.float32).clone())
+            self.count += min(room, x.shape[0])
+
+    def tensor(self) -> torch.Tensor | None:
+        """The rows gathered, or None if the site saw no input."""
+        return torch.cat(self.rows) if self.rows else None
+
+
 def _capture_site_inputs(layer, inputs: LayerInputs, sites, tokens: int) -> dict[str, torch.Tensor]:
-    """Up to ``tokens`` rows of each site's input (rows of the last dimension)."""
-    store = {name: [] for name in sites}
-    counts = dict.fromkeys(sites, 0)
-    limit = {name: tokens * (_heads(layer, name)) for name in sites}
-
-    def make_hook(name):
-        def hook(module, args):
-            rows = args[0].detach().reshape(-1, args[0].shape[-1])
-            room = limit[name] - counts[name]
-            if room > 0:
-                store[name].append(rows[:room].clone())
-                counts[name] += min(room, rows.shape[0])
-
-        return hook
-
-    handles = [q.register_forward_pre_hook(make_hook(name)) for name, q in sites.items()]
+    """Up to ``tokens`` tokens of each site's input (:class:`SiteRows`), in one pass."""
+    store = {name: SiteRows(tokens) for name in sites}
+    handles = [q.register_forward_pre_hook(lambda module, args, rows=store[name]: rows.add(args[0]))
+               for name, q in sites.items()]
     try:
         run_layer(layer, inputs)
     finally:
         for h in handles:
             h.remove()
-    return {name: torch.cat(rows) for name, rows in store.items() if rows}
-
-
-def _heads(layer, name: str) -> int:
-    # Cache rows are (token, head) pairs: keep as many tokens as for the projections.
-    if name.endswith("_cache"):
-        attn = layer.self_attn
-        return max(1, attn.config.num_key_value_heads)
-    return 1
+    return {name: rows.tensor() for name, rows in store.items() if rows.rows}
 
 
 def _quantize_weights(layer, inputs: LayerInputs, config: QuantizationConfig, fp_hidden=None):

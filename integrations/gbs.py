@@ -41,7 +41,7 @@ import torch
 
 from quant import gbs
 
-from ._calibration import site_output_error
+from ._calibration import SiteRows, site_output_error
 from ._families import layer_linears
 from ._quantized import check_weight_groups, model_input_widths
 
@@ -513,29 +513,20 @@ class _LocalObjective:
     def _capture(self, layer, site):
         """Up to ``tokens`` tokens of the site's input, as rows of its last dimension."""
         h = self.hidden.entering(layer)
-        quantizer = self.switch.sites[site]
-        rows, count = [], [0]
+        rows = SiteRows(self.tokens)
 
         def hook(module, args):
-            x = args[0].detach()
-            heads = 1
-            if x.dim() == 4:  # a cache: (batch, heads, seq, head_dim) -> token-major (token, head) rows
-                heads = x.shape[1]
-                x = x.transpose(1, 2)
-            x = x.reshape(-1, x.shape[-1]).to(torch.float32)
-            room = self.tokens * heads - count[0]
-            if room > 0:
-                rows.append(x[:room].clone())
-                count[0] += min(room, x.shape[0])
+            rows.add(args[0])
             raise _Captured  # the rest of the layer is not needed
 
-        handle = quantizer.register_forward_pre_hook(hook)
+        handle = self.switch.sites[site].register_forward_pre_hook(hook)
         try:
             for chunk in h.split(self.runner.batch_size):
                 with contextlib.suppress(_Captured):
                     self.runner.layers_forward(chunk, layer, layer + 1)
         finally:
             handle.remove()
-        if not rows:
+        captured = rows.tensor()
+        if captured is None:
             raise RuntimeError(f"site {site!r} saw no input during a forward pass of layer {layer}")
-        return torch.cat(rows)
+        return captured

@@ -178,3 +178,20 @@ def test_bad_gptq_target_is_refused():
     for damp in (0.0, True, float("nan"), float("inf")):  # the rules of quant.gptq_quantize
         with pytest.raises(ValueError, match="target_damp"):
             QuantizationConfig(target_damp=damp)
+
+
+def test_site_rows_keep_every_head_of_the_tokens_they_keep():
+    from integrations._calibration import SiteRows
+
+    cache = torch.arange(2 * 3 * 5 * 4, dtype=torch.float16).reshape(2, 3, 5, 4)  # (batch, heads, seq, head_dim)
+    rows = SiteRows(tokens=7)
+    rows.add(cache)
+    rows.add(cache)  # over budget: ignored
+    got = rows.tensor()
+    assert got.dtype == torch.float32 and got.shape == (21, 4)
+    tokens = cache.transpose(1, 2).reshape(10, 3, 4)[:7]  # (token, head, head_dim)
+    assert torch.equal(got, tokens.reshape(21, 4).float())
+    projection = SiteRows(tokens=3)
+    projection.add(torch.ones(2, 2, 8))
+    assert projection.tensor().shape == (3, 8)
+    assert SiteRows(tokens=3).tensor() is None
