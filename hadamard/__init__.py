@@ -56,5 +56,8 @@ __all__ = [
     "NoHadamardError",
     "UnknownOrderError",
     "VerificationError",
-    *_LAZY,
+    "fwht",
+    "random_signs",
 ]
+# HadamardTransform is served too, but left out of __all__: `from hadamard import *` must
+# not import torch (or fail without it).

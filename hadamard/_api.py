@@ -35,7 +35,8 @@ def exists(n: int) -> bool | None:
         None can exist: ``n > 2`` and ``n % 4 != 0``.
     None
         Unknown to us: ``n`` is a multiple of 4 (so one exists if the Hadamard
-        conjecture holds) but no construction here reaches it.
+        conjecture holds) but no construction here reaches it (above 10^12, the
+        Kronecker and Agayan searches try smaller factors only up to 10^6).
 
     Examples
     --------
@@ -180,6 +181,8 @@ def get(n: int, *, normalized: bool = False, dtype=None, cache_dir: str | os.Pat
         if not np.issubdtype(dtype, np.floating):
             raise ValueError(f"normalized=True needs a float dtype, got {dtype}")
         return H.astype(dtype) * dtype.type(1 / np.sqrt(n))
+    if dtype is not None and np.dtype(dtype).kind not in "if":
+        raise TypeError(f"dtype must hold -1: a signed integer or float dtype, got {np.dtype(dtype)}")
     if dtype is None or np.dtype(dtype) == np.int8:
         return H
     return H.astype(dtype)

@@ -55,6 +55,7 @@ def block_diagonal(n: int, *, dtype=np.float64) -> np.ndarray:
     """
     from ._api import get
 
+    n = check_order(n)
     Q = np.zeros((n, n), dtype=dtype)
     start = 0
     for size in block_sizes(n):

@@ -157,12 +157,12 @@ def fwht(x, axis: int = -1, *, normalized: bool = True, signs=None, inverse: boo
     .. [2] A. Andoni et al., FFHT: "Practical and optimal LSH for angular
        distance", NeurIPS 2015 (the SIMD kernel design compared against).
     """
-    if type(x) is np.ndarray and signs is None and axis == -1 and (out is x or out is None) and x.ndim:
+    if type(x) is np.ndarray and signs is None and type(axis) is int and axis == -1 and (out is x or out is None) and x.ndim:
         # Shortest path (one or a few vectors of a power-of-two length): two-argument kernel
         # with fixed signatures; anything it does not take (dtype, layout, read-only, ndim > 3)
         # raises TypeError before any work and goes on to the paths below.
         n = x.shape[-1]
-        if n and not n & (n - 1) and x.size <= _SERIAL_MAX_ELEMENTS and (out is x or x.dtype.char in "fd"):
+        if n and not n & (n - 1) and x.size <= _SERIAL_MAX_ELEMENTS and (out is x or (x.dtype.char in "fd" and x.dtype.isnative)):
             work = x if out is x else np.array(x, order="C", copy=True)
             try:
                 (_INPLACE or _inplace_kernel())(work, _scale_factor(n, normalized, inverse))
@@ -174,8 +174,10 @@ def fwht(x, axis: int = -1, *, normalized: bool = True, signs=None, inverse: boo
         type(x) is np.ndarray
         and signs is None
         and (out is None or (out is x and x.flags.c_contiguous and x.flags.writeable))
+        and type(axis) is int
         and axis == -1
         and x.dtype.char in "fd"
+        and x.dtype.isnative
         and x.ndim
         and x.shape[-1]
         and type(normalized) is bool
@@ -252,13 +254,12 @@ def _unsigned_spec(n: int, dtype: str, normalized: bool, inverse: bool) -> _Spec
 
 
 def _compute_dtype(dtype: np.dtype) -> np.dtype:
-    if dtype in (np.float32, np.float64):
-        return np.dtype(dtype)
-    if dtype == np.float16:
-        return np.dtype(np.float32)
+    """float32 or float64 in the machine's byte order (float16 computes in float32)."""
+    if dtype.kind == "f" and dtype.itemsize in (2, 4, 8):
+        return np.dtype(np.float64 if dtype.itemsize == 8 else np.float32)
     raise TypeError(
         f"fwht needs a real floating array (float16, float32 or float64), got dtype {dtype}; "
-        f"convert integers first, e.g. x.astype(np.float64)"
+        f"convert it first, e.g. x.astype(np.float64)"
     )
 
 

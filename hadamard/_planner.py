@@ -51,11 +51,17 @@ def _composite(m: int) -> Recipe | None:
     return _kronecker(m) or _miyamoto(m) or _agayan(m)
 
 
+#: Largest smaller factor the Kronecker and Agayan searches try: the search is complete for
+#: every order up to FACTOR_SEARCH_LIMIT**2 (10^12) and stays fast beyond (a bound of sqrt(m)
+#: took hours at m ~ 10^21); larger orders reached only through bigger factors are unknown to us.
+FACTOR_SEARCH_LIMIT = 10**6
+
+
 def _kronecker(m: int) -> Recipe | None:
     # Kronecker product of two orders that are both multiples of 4 and not
     # powers of two (a power-of-two factor would give a smaller base).
     a = 12
-    while a * a <= m:
+    while a * a <= m and a <= FACTOR_SEARCH_LIMIT:
         if m % a == 0 and not is_power_of_two(a) and not is_power_of_two(m // a):
             left, right = plan(a), plan(m // a)
             if left is not None and right is not None:
@@ -78,7 +84,7 @@ def _agayan(m: int) -> Recipe | None:
         return None
     half = m // 8
     u = 3
-    while u * u <= half:
+    while u * u <= half and 4 * u <= FACTOR_SEARCH_LIMIT:
         if half % u == 0:
             left, right = plan(4 * u), plan(4 * (half // u))
             if left is not None and right is not None:

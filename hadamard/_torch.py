@@ -18,6 +18,7 @@ float16/bfloat16 are computed in float32 and cast back.
 from __future__ import annotations
 
 import math
+import numbers
 from functools import lru_cache
 
 import numpy as np
@@ -72,19 +73,24 @@ def hadamard_transform(x: torch.Tensor, dim: int = -1, *, normalized: bool = Tru
         )
     if x.ndim == 0:
         raise ValueError("the Hadamard transform needs at least one dimension; got a 0-d tensor")
-    if isinstance(dim, bool) or not isinstance(dim, int) or not -x.ndim <= dim < x.ndim:
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not -x.ndim <= dim < x.ndim:
         raise IndexError(f"dim must be an integer in [{-x.ndim}, {x.ndim - 1}] for a {x.ndim}-d tensor, got {dim!r}")
+    dim = int(dim)
+    if out is not None and torch.is_grad_enabled() and x.requires_grad:
+        raise RuntimeError("out= gives no gradient (as in torch's own out= functions) and x requires grad; "
+                           "drop out=, or call under torch.no_grad()")
     n = x.shape[dim]
     if n == 0:
         raise ValueError(f"dim {dim} has length 0; a Hadamard transform needs a positive length")
-    plan = _Plan(n, normalized=normalized, inverse=inverse, signs=signs)
     compute = torch.float64 if x.dtype == torch.float64 else torch.float32
     moved = x.movedim(dim, -1)
     flat = moved.reshape(-1, n).to(compute)
-    if flat.device.type == "cpu" and not _compiling():
-        y = _NumbaTransform.apply(flat, plan)
+    if _compiling():
+        y = _traced_ops(flat, n, normalized=normalized, signs=signs, inverse=inverse)
+    elif flat.device.type == "cpu":
+        y = _NumbaTransform.apply(flat, _Plan(n, normalized=normalized, inverse=inverse, signs=signs))
     else:
-        y = plan.torch_ops(flat)
+        y = _Plan(n, normalized=normalized, inverse=inverse, signs=signs).torch_ops(flat)
     y = y.to(x.dtype).reshape(moved.shape).movedim(-1, dim)
     if out is not None:
         if not isinstance(out, torch.Tensor) or out.shape != x.shape or out.dtype != x.dtype or out.device != x.device:
@@ -93,6 +99,34 @@ def hadamard_transform(x: torch.Tensor, dim: int = -1, *, normalized: bool = Tru
             out.copy_(y)
         return out
     return y
+
+
+def _traced_ops(x: torch.Tensor, n: int, *, normalized, signs, inverse) -> torch.Tensor:
+    """:meth:`_Plan.torch_ops` as ``torch.compile`` can trace it: the factor matrices come
+    from :func:`_factor_matrices`, which the compiler calls once and keeps as constants
+    (tracing into the constructions would meet their lock and numpy code), and the signs
+    must be a tensor (checked for shape only: a value check would break the graph)."""
+    if signs is not None:
+        if not isinstance(signs, torch.Tensor) or signs.shape != (n,):
+            raise ValueError(f"under torch.compile, signs must be a tensor of shape ({n},) holding +-1")
+        signs = signs.to(device=x.device, dtype=x.dtype)
+    pre, post = (None, signs) if inverse else (signs, None)
+    scale = 1 / math.sqrt(n) if normalized else (1.0 / n if inverse else 1.0)
+    mats = [mat.to(device=x.device, dtype=x.dtype) for mat in _factor_matrices(n, bool(inverse))]
+    return _apply_factors(x, mats, scale, pre, post)
+
+
+def _assume_constant(fn):
+    constant = getattr(getattr(torch, "compiler", None), "assume_constant_result", None)
+    return fn if constant is None else constant(fn)
+
+
+@_assume_constant
+def _factor_matrices(n: int, transposed: bool) -> tuple[torch.Tensor, ...]:
+    """The float64 CPU factors ``M_j`` of :func:`_apply_factors` for order ``n``."""
+    m, p = factors(n)
+    sizes = ([m] if m > 1 else []) + _sylvester_split(p)
+    return tuple(_factor_matrix(f, m, transposed, torch.float64, torch.device("cpu")) for f in sizes)
 
 
 def _compiling() -> bool:
@@ -192,7 +226,8 @@ def _factor_matrix(f: int, m: int, transposed: bool, dtype, device) -> torch.Ten
 
 def _signs_vector(signs, n: int) -> np.ndarray:
     if isinstance(signs, torch.Tensor):
-        signs = signs.detach().cpu().numpy()
+        # numpy has no bfloat16; +-1 (and any mistake in them) are exact in float64
+        signs = signs.detach().cpu().to(torch.float64 if signs.is_floating_point() else signs.dtype).numpy()
     return _fwht.check_signs(signs, n)
 
 
@@ -206,7 +241,9 @@ class _NumbaTransform(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return ctx.plan.adjoint().numba(grad.contiguous()), None
+        # through apply, so that the gradient is itself differentiable (double backward, gradient
+        # penalties): the adjoint's adjoint is this map again
+        return _NumbaTransform.apply(grad.contiguous(), ctx.plan.adjoint()), None
 
 
 class HadamardTransform(torch.nn.Module):

@@ -137,6 +137,42 @@ def test_compile_traces_whole_graph():
     assert torch.allclose(x.grad, hadamard.fwht(torch.ones(5, 24), signs=mod.signs, inverse=True), atol=1e-5)
 
 
+def test_compile_traces_the_function_for_orders_not_built_yet(monkeypatch):
+    from hadamard import _api
+    from hadamard._torch import _factor_matrix
+
+    # as in a fresh process: nothing built, so the trace meets the constructions' lock and numpy code
+    monkeypatch.setattr(_api, "_built", {})
+    _factor_matrix.cache_clear()
+    signs = torch.as_tensor(hadamard.random_signs(24, 1), dtype=torch.float32)
+    for n, kwargs in ((12, {}), (16, {}), (24, dict(signs=signs, inverse=True)), (28 * 64, dict(normalized=False))):
+        torch._dynamo.reset()
+        compiled = torch.compile(lambda t: hadamard.fwht(t, **kwargs), backend="aot_eager", fullgraph=True)
+        x = torch.randn(3, n, dtype=torch.float64)
+        assert rel_err(compiled(x), dense(x, n, **kwargs)) < 1e-12
+    with pytest.raises(Exception, match="signs must be a tensor"):
+        torch.compile(lambda t: hadamard.fwht(t, signs=[1.0] * 12), backend="aot_eager", fullgraph=True)(torch.ones(2, 12))
+
+
+def test_double_backward_on_the_numba_path():
+    x = torch.randn(3, 12, dtype=torch.float64, requires_grad=True)
+    signs = hadamard.random_signs(12, 2)
+    assert torch.autograd.gradgradcheck(lambda t: hadamard.fwht(t, signs=signs), (x,))
+    # a gradient penalty: d/dw ||d/dx sum(w * H x)||^2 = 2 w, since H is orthogonal
+    w = torch.randn(3, 12, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad((w * hadamard.fwht(x)).sum(), x, create_graph=True)
+    (penalty,) = torch.autograd.grad(grad.pow(2).sum(), w)
+    assert torch.allclose(penalty, 2 * w.detach())
+
+
+def test_bfloat16_signs_and_modules():
+    rot = HadamardTransform(12, randomized=True, seed=4).to(torch.bfloat16)
+    x = torch.randn(2, 12, dtype=torch.bfloat16)
+    assert rel_err(rot(x), dense(x, 12, signs=hadamard.random_signs(12, 4))) < TOL[torch.bfloat16]
+    y = hadamard.fwht(x.float(), signs=torch.ones(12, dtype=torch.bfloat16))
+    assert rel_err(y, dense(x, 12)) < 1e-5
+
+
 @pytest.mark.slow
 def test_compile_inductor():
     mod = HadamardTransform(28 * 64)
@@ -155,3 +191,13 @@ def test_cuda(dtype):
     assert rel_err(y, dense(x, 12 * 64, signs=hadamard.random_signs(12 * 64, 4))) < TOL[dtype]
     y.float().square().sum().backward()
     assert x.grad is not None and x.grad.shape == x.shape
+
+
+def test_numpy_integer_dims_and_out_with_gradients():
+    x = torch.randn(2, 12)
+    assert torch.equal(hadamard.fwht(x, np.int64(1)), hadamard.fwht(x, 1))
+    with pytest.raises(RuntimeError, match="out= gives no gradient"):
+        hadamard.fwht(x.requires_grad_(), out=torch.empty(2, 12))
+    with torch.no_grad():
+        out = torch.empty(2, 12)
+        assert hadamard.fwht(x, out=out) is out

@@ -201,9 +201,43 @@ def test_disk_cache_round_trip(tmp_path, monkeypatch):
     monkeypatch.setattr(_api, "_built", {})
     assert np.array_equal(hadamard.get(44, cache_dir=tmp_path), H)
     # A corrupted entry is ignored and rebuilt, never returned.
-    (tmp_path / "hadamard-44.npz").write_bytes(b"garbage")
+    good = (tmp_path / "hadamard-44.npz").read_bytes()
+    for damaged in (b"garbage", b"", good[: len(good) // 2]):  # not a zip, empty, truncated
+        (tmp_path / "hadamard-44.npz").write_bytes(damaged)
+        monkeypatch.setattr(_api, "_built", {})
+        assert np.array_equal(hadamard.get(44, cache_dir=tmp_path), H)
+    # an entry of another cache format (an older library's constructions) is rebuilt too
+    np.savez(tmp_path / "hadamard-44.npz", bits=np.packbits((H[::-1] < 0).ravel()), recipe=np.array(hadamard.recipe(44)))
     monkeypatch.setattr(_api, "_built", {})
     assert np.array_equal(hadamard.get(44, cache_dir=tmp_path), H)
+
+
+def test_star_import_leaves_torch_alone():
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['torch'] = None; from hadamard import *; assert get(12).shape == (12, 12)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_big_endian_arrays_are_transformed():
+    x = np.random.default_rng(0).standard_normal((3, 12))
+    for dtype in (">f4", ">f8"):
+        big = x.astype(dtype)
+        y = hadamard.fwht(big)
+        assert y.dtype == big.dtype
+        assert np.allclose(y, hadamard.fwht(x), atol=1e-5)
+        s = hadamard.random_signs(12, 1)
+        assert np.allclose(hadamard.fwht(big, signs=s), hadamard.fwht(x, signs=s), atol=1e-5)
+    with pytest.raises(TypeError, match="axis must be an integer"):
+        hadamard.fwht(x, axis=-1.0)
+
+
+def test_huge_orders_are_answered_at_once():
+    # trial division and a sqrt(m) factor search took minutes to hours here
+    assert hadamard.exists(10**24) is True
+    assert hadamard.exists(4 * (10**20 + 39)) is None
+    assert hadamard.recipe(2**100 * 12).order == 2**100 * 12
 
 
 def test_import_does_not_import_torch():
@@ -212,3 +246,13 @@ def test_import_does_not_import_torch():
 
     code = "import sys, hadamard; hadamard.get(12); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_dtypes_and_orders_that_cannot_hold_the_answer_are_refused():
+    for dtype in (bool, np.uint8):
+        with pytest.raises(TypeError, match="signed integer or float"):
+            hadamard.get(4, dtype=dtype)
+    assert hadamard.get(4, dtype=np.int16).dtype == np.int16
+    for bad, exc in ((4.0, TypeError), (True, TypeError), (-1, ValueError)):
+        with pytest.raises(exc, match="order must be a positive integer"):
+            hadamard.block_diagonal(bad)
