@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -173,16 +174,18 @@ def get(n: int, *, normalized: bool = False, dtype=None, cache_dir: str | os.Pat
        University Press (2007).
     """
     n = check_order(n)
+    if dtype is not None and np.dtype(dtype).kind not in "if":
+        raise TypeError(f"dtype must hold -1: a signed integer or float dtype, got {np.dtype(dtype)}")
     H = _built.get(n)
     if H is None:
         H = _build(n, _cache.resolve_dir(cache_dir))
+    elif cache_dir is not None and not _cache.has(Path(cache_dir), n):
+        _cache.store(Path(cache_dir), n, str(recipe(n)), H)  # built before, asked to be on disk now
     if normalized:
         dtype = np.dtype(np.float64 if dtype is None else dtype)
         if not np.issubdtype(dtype, np.floating):
             raise ValueError(f"normalized=True needs a float dtype, got {dtype}")
         return H.astype(dtype) * dtype.type(1 / np.sqrt(n))
-    if dtype is not None and np.dtype(dtype).kind not in "if":
-        raise TypeError(f"dtype must hold -1: a signed integer or float dtype, got {np.dtype(dtype)}")
     if dtype is None or np.dtype(dtype) == np.int8:
         return H
     return H.astype(dtype)

@@ -38,6 +38,11 @@ def _path(directory: Path, n: int) -> Path:
     return directory / f"hadamard-{n}.npz"
 
 
+def has(directory: Path, n: int) -> bool:
+    """Whether ``directory`` holds an entry for order ``n`` (read or not)."""
+    return _path(directory, n).is_file()
+
+
 def load(directory: Path, n: int, recipe: str) -> np.ndarray | None:
     path = _path(directory, n)
     try:

@@ -212,6 +212,13 @@ def test_disk_cache_round_trip(tmp_path, monkeypatch):
     assert np.array_equal(hadamard.get(44, cache_dir=tmp_path), H)
 
 
+def test_an_order_built_in_memory_is_written_when_a_cache_dir_is_asked_for(tmp_path):
+    H = hadamard.get(20)  # in memory (built here or by an earlier test)
+    assert not (tmp_path / "hadamard-20.npz").exists()
+    assert hadamard.get(20, cache_dir=tmp_path) is H
+    assert (tmp_path / "hadamard-20.npz").exists()
+
+
 def test_star_import_leaves_torch_alone():
     import subprocess
     import sys
