@@ -179,8 +179,8 @@ def get(n: int, *, normalized: bool = False, dtype=None, cache_dir: str | os.Pat
     H = _built.get(n)
     if H is None:
         H = _build(n, _cache.resolve_dir(cache_dir))
-    elif cache_dir is not None and not _cache.has(Path(cache_dir), n):
-        _cache.store(Path(cache_dir), n, str(recipe(n)), H)  # built before, asked to be on disk now
+    elif cache_dir is not None and not _cache.has(directory := Path(cache_dir), n):
+        _cache.store(directory, n, str(recipe(n)), H)  # built before, asked to be on disk now
     if normalized:
         dtype = np.dtype(np.float64 if dtype is None else dtype)
         if not np.issubdtype(dtype, np.floating):

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
-
 import zipfile
+from pathlib import Path
 
 import numpy as np
 

@@ -17,7 +17,6 @@ float16/bfloat16 are computed in float32 and cast back.
 
 from __future__ import annotations
 
-import math
 import numbers
 from functools import lru_cache
 
@@ -87,10 +86,9 @@ def hadamard_transform(x: torch.Tensor, dim: int = -1, *, normalized: bool = Tru
     flat = moved.reshape(-1, n).to(compute)
     if _compiling():
         y = _traced_ops(flat, n, normalized=normalized, signs=signs, inverse=inverse)
-    elif flat.device.type == "cpu":
-        y = _NumbaTransform.apply(flat, _Plan(n, normalized=normalized, inverse=inverse, signs=signs))
     else:
-        y = _Plan(n, normalized=normalized, inverse=inverse, signs=signs).torch_ops(flat)
+        plan = _Plan(n, normalized=normalized, inverse=inverse, signs=signs)
+        y = _NumbaTransform.apply(flat, plan) if flat.device.type == "cpu" else plan.torch_ops(flat)
     y = y.to(x.dtype).reshape(moved.shape).movedim(-1, dim)
     if out is not None:
         if not isinstance(out, torch.Tensor) or out.shape != x.shape or out.dtype != x.dtype or out.device != x.device:
@@ -111,9 +109,8 @@ def _traced_ops(x: torch.Tensor, n: int, *, normalized, signs, inverse) -> torch
             raise ValueError(f"under torch.compile, signs must be a tensor of shape ({n},) holding +-1")
         signs = signs.to(device=x.device, dtype=x.dtype)
     pre, post = (None, signs) if inverse else (signs, None)
-    scale = 1 / math.sqrt(n) if normalized else (1.0 / n if inverse else 1.0)
     mats = [mat.to(device=x.device, dtype=x.dtype) for mat in _factor_matrices(n, bool(inverse))]
-    return _apply_factors(x, mats, scale, pre, post)
+    return _apply_factors(x, mats, _fwht._scale_factor(n, normalized, inverse), pre, post)
 
 
 def _assume_constant(fn):
@@ -125,8 +122,7 @@ def _assume_constant(fn):
 def _factor_matrices(n: int, transposed: bool) -> tuple[torch.Tensor, ...]:
     """The float64 CPU factors ``M_j`` of :func:`_apply_factors` for order ``n``."""
     m, p = factors(n)
-    sizes = ([m] if m > 1 else []) + _sylvester_split(p)
-    return tuple(_factor_matrix(f, m, transposed, torch.float64, torch.device("cpu")) for f in sizes)
+    return tuple(_factor_matrix(f, m, transposed, torch.float64, torch.device("cpu")) for f in _factor_sizes(m, p))
 
 
 def _compiling() -> bool:
@@ -145,7 +141,7 @@ class _Plan:
             return
         s = None if signs is None else _signs_vector(signs, n)
         self.pre, self.post = (None, s) if inverse else (s, None)
-        self.scale = 1 / math.sqrt(n) if normalized else (1.0 / n if inverse else 1.0)
+        self.scale = _fwht._scale_factor(n, normalized, inverse)
         self.transposed = bool(inverse)
 
     def adjoint(self) -> _Plan:
@@ -168,7 +164,7 @@ class _Plan:
         return y
 
     def factor_sizes(self) -> list[int]:
-        return ([self.m] if self.m > 1 else []) + _sylvester_split(self.p)
+        return _factor_sizes(self.m, self.p)
 
     def torch_ops(self, x: torch.Tensor) -> torch.Tensor:
         """Plain differentiable torch ops on a ``(rows, n)`` tensor."""
@@ -202,6 +198,11 @@ def _apply_factors(x: torch.Tensor, mats: list[torch.Tensor], scale: float, pre,
     if post is not None:
         x = x * post
     return x
+
+
+def _factor_sizes(m: int, p: int) -> list[int]:
+    """Orders of the factors ``H_m (x) H_{p_1} (x) ...`` that :func:`_apply_factors` applies."""
+    return ([m] if m > 1 else []) + _sylvester_split(p)
 
 
 def _sylvester_split(p: int) -> list[int]:

@@ -22,9 +22,8 @@ from torch import nn
 
 import quant
 
-from ._families import family_of, layer_linears
-from ._quantized import (ActivationQuantizer, QuantizationConfig, QuantizedLinear, check_weight_groups, install_quantizers,
-                         model_input_widths)
+from ._families import family_of, input_widths, layer_linears
+from ._quantized import ActivationQuantizer, QuantizationConfig, QuantizedLinear, check_weight_groups, install_quantizers
 
 
 class _Stop(Exception):
@@ -151,8 +150,7 @@ def quantize_model(
     config = QuantizationConfig() if config is None else config
     if not isinstance(config, QuantizationConfig):
         raise TypeError(f"config must be a QuantizationConfig, got {type(config).__name__}")
-    family_of(model)
-    check_weight_groups(model_input_widths(model), config.weights)
+    check_weight_groups(input_widths(model), config.weights)
     install_quantizers(model, config)
     needs_data = config.clip_search or (config.weights is not None and config.method == "gptq")
     if not needs_data:

@@ -96,6 +96,11 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     return model.model.layers
 
 
+def input_widths(model: nn.Module) -> dict[str, int]:
+    """In-features of each projection of the model as it is (the same in every layer)."""
+    return {name: int(module.weight.shape[1]) for name, module in layer_linears(decoder_layers(model)[0]).items()}
+
+
 def layer_linears(layer: nn.Module) -> dict[str, nn.Module]:
     """The seven projections of a decoder layer by name (``q_proj`` ... ``down_proj``)."""
     attn, mlp = layer.self_attn, layer.mlp

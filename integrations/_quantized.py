@@ -316,7 +316,7 @@ def weight_bits(model: nn.Module) -> float | None:
 def check_weight_groups(widths: Mapping[str, int], weights: quant.QuantConfig | None) -> None:
     """Raise ValueError unless ``weights``' group size divides every projection's in-features.
 
-    ``widths``: projection name -> in-features, the model's own (``layer_linears``) or those a
+    ``widths``: projection name -> in-features, the model's own (``_families.input_widths``) or those a
     rotation will give (:func:`integrations._rotation.rotated_input_widths`). Checked before
     any calibration, so a bad group size fails at once, not at the first GPTQ of a long run.
     """
@@ -333,7 +333,3 @@ def check_weight_groups(widths: Mapping[str, int], weights: quant.QuantConfig | 
             + f"; every projection's width is a multiple of {common}, so use a divisor of {common} (e.g. {fits})"
         )
 
-
-def model_input_widths(model: nn.Module) -> dict[str, int]:
-    """In-features of each projection of the model as it is (the same in every layer)."""
-    return {name: int(module.weight.shape[1]) for name, module in layer_linears(model.model.layers[0]).items()}

@@ -31,7 +31,7 @@ from torch import nn
 
 from ._attention import use_rotated_attention
 from ._expansion import EXPANSIONS, DimensionPlan, ExpandedRMSNorm, plan_dimension
-from ._families import family_of, layer_linears
+from ._families import family_of, input_widths
 from ._transforms import OnlineRotation, random_signs, rotation_matrix
 
 
@@ -217,9 +217,7 @@ def rotated_input_widths(model: nn.Module, config: RotationConfig | None = None)
 
     Lets a caller check settings that depend on them (a weight group size) before any work.
     """
-    family_of(model)
-    layer = model.model.layers[0]
-    widths = {name: int(module.weight.shape[1]) for name, module in layer_linears(layer).items()}
+    widths = input_widths(model)
     if getattr(model, "hadamard_rotation", None) is not None:
         return widths
     plan = _plan(model, RotationConfig() if config is None else config)

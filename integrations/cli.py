@@ -46,9 +46,9 @@ from .serialization import check_replaceable, current_umask, save_quantized
 
 ROWS = ("fp", "rtn", "quarot", "ours")
 CLIP_MODES = ("grid", "gbs", "gbs-block", "gbs-kl", "gbs-faithful", "none")
-#: the integrations.gbs method behind each GBS clip mode
 #: where ``--out`` puts the quantized model (a :func:`integrations.save_quantized` checkpoint)
 MODEL_DIR = "model"
+#: the integrations.gbs method behind each GBS clip mode
 GBS_METHODS = {"gbs": "local", "gbs-block": "fast", "gbs-kl": "kl", "gbs-faithful": "faithful"}
 ROW_TITLES = {
     "fp": "FP (float32)",
@@ -179,7 +179,7 @@ def _inputs(args):
     user's model or text as an :class:`_InputError`, before any long computation."""
     try:
         tokenizer = load_tokenizer(args.model)
-    except (FileNotFoundError, OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         raise _InputError(f"--model {args.model}: {exc}") from exc
     try:
         eval_windows = tokenize_windows(load_text(args.text, "eval"), tokenizer, seqlen=args.seqlen,

@@ -42,8 +42,8 @@ import torch
 from quant import gbs
 
 from ._calibration import SiteRows, site_output_error
-from ._families import layer_linears
-from ._quantized import check_weight_groups, model_input_widths
+from ._families import input_widths, layer_linears
+from ._quantized import check_weight_groups
 
 __all__ = [
     "METHODS",
@@ -221,7 +221,7 @@ def quantize_with_gbs(
         search_ids = gbs_calibration
     else:
         search_ids = calibration if method == "local" else calibration[:1]
-    check_weight_groups(model_input_widths(model), config.weights)  # before the search, not after it
+    check_weight_groups(input_widths(model), config.weights)  # before the search, not after it
     install_quantizers(model, dataclasses.replace(config, weights=None, clip_ratios={}))
     ratios = calibrate_clip_ratios(model, search_ids, method=method, max_iter=max_iter, window=window,
                                    tokens=tokens, progress=progress)
