@@ -210,7 +210,7 @@ def grid_search_clip_ratios(layer: nn.Module, inputs: LayerInputs, grid, *, toke
 def site_output_error(quantizer: ActivationQuantizer, x: torch.Tensor, weight: torch.Tensor | None) -> float:
     """``||(Q(X) - X) W^T||^2`` of a projection's input quantizer at its current settings
     (``||Q(X) - X||^2`` for a cache, ``weight=None``); ``x`` and ``weight`` in float32."""
-    delta = quantizer(x) - x
+    delta = quantizer.quantize_rows(x) - x
     if weight is not None:
         delta = delta @ weight.T
     return float(delta.pow(2).sum())
@@ -242,14 +242,18 @@ class SiteRows:
 
     A projection's input ``(batch, seq, features)`` gives a row per token; a cache's
     ``(batch, heads, seq, head_dim)`` gives a row per (token, head), token-major, so a
-    budget cut inside a window keeps every head of the tokens it keeps.
+    budget cut inside a window keeps every head of the tokens it keeps.  The first
+    ``skip_first`` tokens of every window are left out: the site keeps them in full
+    precision (``ActivationQuantizer.keep_first``), so they carry no quantization error.
     """
 
-    def __init__(self, tokens: int):
-        self.tokens, self.rows, self.count = tokens, [], 0
+    def __init__(self, tokens: int, skip_first: int = 0):
+        self.tokens, self.skip_first, self.rows, self.count = tokens, skip_first, [], 0
 
     def add(self, x: torch.Tensor) -> None:
         x, heads = x.detach(), 1
+        if self.skip_first:
+            x = x[..., self.skip_first :, :]
         if x.dim() == 4:
             heads, x = x.shape[1], x.transpose(1, 2)
         x = x.reshape(-1, x.shape[-1])
@@ -265,7 +269,7 @@ class SiteRows:
 
 def _capture_site_inputs(layer, inputs: LayerInputs, sites, tokens: int) -> dict[str, torch.Tensor]:
     """Up to ``tokens`` tokens of each site's input (:class:`SiteRows`), in one pass."""
-    store = {name: SiteRows(tokens) for name in sites}
+    store = {name: SiteRows(tokens, q.keep_first) for name, q in sites.items()}
     handles = [q.register_forward_pre_hook(lambda module, args, rows=store[name]: rows.add(args[0]))
                for name, q in sites.items()]
     try:

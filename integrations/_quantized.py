@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
+import numbers
 from typing import Mapping
 
 import torch
@@ -44,6 +45,11 @@ class ActivationQuantizer(nn.Module):
         this size along the last dimension.
     clip_ratio : float
         In (0, 1]; mutable, as ``bits`` (clip-ratio searches set them).
+    keep_first : int
+        Rows at the first ``keep_first`` positions of the second to last axis
+        (the token axis of a cache's ``(batch, heads, tokens, head_dim)``) pass
+        unchanged: the attention sinks of ``quant.KVQuantConfig.keep_first``.
+        0 (default) quantizes every row.
 
     Examples
     --------
@@ -56,9 +62,13 @@ class ActivationQuantizer(nn.Module):
     tensor([[ 0.9000, -3.0000]])
     """
 
-    def __init__(self, bits: int | None = None, *, symmetric: bool = True, group_size: int | None = None, clip_ratio: float = 1.0):
+    def __init__(self, bits: int | None = None, *, symmetric: bool = True, group_size: int | None = None,
+                 clip_ratio: float = 1.0, keep_first: int = 0):
         super().__init__()
         self.bits, self.symmetric, self.group_size, self.clip_ratio = bits, symmetric, group_size, clip_ratio
+        if isinstance(keep_first, bool) or not isinstance(keep_first, numbers.Integral) or keep_first < 0:
+            raise ValueError(f"keep_first must be a non-negative integer (tokens kept in full precision), got {keep_first!r}")
+        self.keep_first = int(keep_first)
         if bits is not None:
             self.config()  # validates
 
@@ -70,7 +80,7 @@ class ActivationQuantizer(nn.Module):
         if isinstance(cfg, quant.KVQuantConfig):
             # The K/V tensors handed to attention have one head per row: the
             # last dimension is exactly one head (padded under R3 expansion).
-            return cls(cfg.bits, symmetric=cfg.symmetric, clip_ratio=cfg.clip_ratio)
+            return cls(cfg.bits, symmetric=cfg.symmetric, clip_ratio=cfg.clip_ratio, keep_first=cfg.keep_first)
         if not isinstance(cfg, quant.QuantConfig):
             raise TypeError(f"expected a quant.QuantConfig or quant.KVQuantConfig, got {type(cfg).__name__}")
         if cfg.granularity not in ("token", "group"):
@@ -89,10 +99,22 @@ class ActivationQuantizer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits is None:
             return x
+        if self.keep_first:
+            return quant.fake_quantize_kv(x, self._kv_config(x.shape[-1]))
         return quant.fake_quantize(x, self.config())
 
+    def quantize_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Quantize-dequantize every row of ``x``, whatever ``keep_first`` (for sampled rows)."""
+        return x if self.bits is None else quant.fake_quantize(x, self.config())
+
+    def _kv_config(self, width: int) -> quant.KVQuantConfig:
+        # the grid of config(), in rows of ``width`` values, with the first tokens kept
+        return quant.KVQuantConfig(self.bits, head_dim=self.group_size or width, symmetric=self.symmetric,
+                                   clip_ratio=float(self.clip_ratio), keep_first=self.keep_first)
+
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, symmetric={self.symmetric}, group_size={self.group_size}, clip_ratio={self.clip_ratio}"
+        kept = f", keep_first={self.keep_first}" if self.keep_first else ""
+        return f"bits={self.bits}, symmetric={self.symmetric}, group_size={self.group_size}, clip_ratio={self.clip_ratio}{kept}"
 
 
 class QuantizedLinear(nn.Module):

@@ -17,7 +17,9 @@ per weight, wall time):
   activations, and every activation/KV clip ratio calibrated before GPTQ by
   Gradual Binary Search on the float-weight model with the local objective
   (each site's own output error; ``--clip gbs-faithful`` uses the paper's
-  full-model perplexity, ``--clip grid`` a per-site grid search).
+  full-model perplexity, ``--clip grid`` a per-site grid search);
+  ``--kv-keep-first N`` keeps the K/V cache of the first N tokens of each
+  sequence (attention sinks) in full precision.
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ ROW_TITLES = {
 }
 
 
-def row_configs(bits: int, group_size: int, gptq_target: str = "float-input") -> dict[str, tuple[RotationConfig | None, QuantizationConfig]]:
+def row_configs(bits: int, group_size: int, gptq_target: str = "float-input",
+                kv_keep_first: int = 0) -> dict[str, tuple[RotationConfig | None, QuantizationConfig]]:
     """Rotation and quantization settings of each quantized row of the table."""
     kv = quant.KVQuantConfig(bits=bits)
     rtn = QuantizationConfig(
@@ -80,7 +83,7 @@ def row_configs(bits: int, group_size: int, gptq_target: str = "float-input") ->
         act_order=True,
         static_groups=True,
         activations=quant.QuantConfig(bits=bits, granularity="token", symmetric=False),
-        kv=kv,
+        kv=quant.KVQuantConfig(bits=bits, keep_first=kv_keep_first),
         clip_search=True,
         gptq_target=gptq_target,
     )
@@ -112,6 +115,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="output GPTQ reproduces in 'ours': float-input (default: the weight also compensates the "
                    "activation quantization error of its input), quantized-input (plain GPTQ) or float-model "
                    "(GPTAQ-style, the unquantized model's inputs); see docs/llm.md")
+    p.add_argument("--kv-keep-first", type=int, default=0,
+                   help="tokens at the start of each sequence whose K/V cache 'ours' keeps in full precision "
+                   "(attention sinks; default 0: every token quantized; docs/llm.md)")
     p.add_argument("--gbs-windows", type=int, default=1,
                    help="calibration windows the gbs-block, gbs-kl and gbs-faithful objectives run on (default 1, i.e. "
                    "--calib-seqlen tokens)")
@@ -131,6 +137,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("seqlen", "eval_windows", "calib_windows", "calib_seqlen", "group_size", "gbs_windows", "gbs_iters"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be positive")
+    if args.kv_keep_first < 0:
+        p.error(f"--kv-keep-first must be 0 or more, got {args.kv_keep_first}")
     for name in ("seqlen", "calib_seqlen"):  # a window predicts its tokens from the ones before
         if getattr(args, name) < 2:
             p.error(f"--{name.replace('_', '-')} must be at least 2 tokens")
@@ -193,7 +201,7 @@ def _inputs(args):
         base = load_model(args.model, device=args.device)
         family_of(base)
         if "ours" in args.rows:
-            rotation, ours = row_configs(args.bits, args.group_size, args.gptq_target)["ours"]
+            rotation, ours = row_configs(args.bits, args.group_size, args.gptq_target, args.kv_keep_first)["ours"]
             widths = rotated_input_widths(base, rotation)
     except (OSError, UnsupportedModelError, DimensionError) as exc:
         raise _InputError(f"--model {name}: {exc}") from exc
@@ -224,7 +232,7 @@ def _run(args) -> int:
     if "fp" in args.rows:
         results["fp"] = dict(fp, kld=0.0, top1=1.0, bits_per_weight=float(torch.finfo(base.dtype).bits), seconds=time.perf_counter() - t)
         _say(_format_row("fp", results["fp"]))
-    configs = row_configs(args.bits, args.group_size, args.gptq_target)
+    configs = row_configs(args.bits, args.group_size, args.gptq_target, args.kv_keep_first)
     saved = None
     for row in (r for r in args.rows if r != "fp"):
         rotation, qconfig = configs[row]

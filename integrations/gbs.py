@@ -513,7 +513,7 @@ class _LocalObjective:
     def _capture(self, layer, site):
         """Up to ``tokens`` tokens of the site's input, as rows of its last dimension."""
         h = self.hidden.entering(layer)
-        rows = SiteRows(self.tokens)
+        rows = SiteRows(self.tokens, self.switch.sites[site].keep_first)
 
         def hook(module, args):
             rows.add(args[0])

@@ -48,7 +48,8 @@ from ._transforms import OnlineRotation
 __all__ = ["CheckpointError", "FORMAT_VERSION", "save_rotated_pretrained", "save_quantized", "load_quantized"]
 
 FORMAT = "hadamard-quant"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: sites carry keep_first (KV attention sinks); 1 is read as keep_first=0
+_READABLE_VERSIONS = (1, 2)
 META_FILE = "hadamard_quant.json"
 TENSOR_FILE = "model.safetensors"
 
@@ -272,6 +273,10 @@ def _skeleton(auto, config, meta: dict) -> nn.Module:
         try:
             for attr in ("bits", "symmetric", "group_size", "clip_ratio"):
                 setattr(sites[name], attr, settings[attr])
+            keep = settings.get("keep_first", 0)  # absent from format version 1
+            if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+                raise ValueError(f"keep_first must be a non-negative integer, got {keep!r}")
+            sites[name].keep_first = keep
             if settings["bits"] is not None:
                 sites[name].config()  # validates
         except (KeyError, TypeError, ValueError) as exc:
@@ -337,7 +342,7 @@ def _float_config(model: nn.Module):
 
 def _site_settings(q) -> dict:
     return {"bits": q.bits, "symmetric": bool(q.symmetric), "group_size": q.group_size,
-            "clip_ratio": float(q.clip_ratio)}
+            "clip_ratio": float(q.clip_ratio), "keep_first": int(q.keep_first)}
 
 
 def _weight_keys(model: nn.Module) -> dict[str, QuantizedLinear]:
@@ -374,8 +379,10 @@ def _read_meta(directory: Path) -> dict:
         raise CheckpointError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a {FORMAT} description")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format version {meta.get('format_version')!r}; this code reads {FORMAT_VERSION}")
+    if meta.get("format_version") not in _READABLE_VERSIONS:
+        raise CheckpointError(
+            f"{path}: format version {meta.get('format_version')!r}; this code reads {list(_READABLE_VERSIONS)}"
+        )
     for field in ("rotation", "sites", "weights", "online_rotations", "tensor_file_sha256"):
         if field not in meta:
             raise CheckpointError(f"{path}: field {field!r} missing")

@@ -90,6 +90,14 @@ def test_cli_rejects_bad_arguments(capsys):
     assert cli.row_configs(3, 64, "quantized-input")["ours"][1].gptq_target == "quantized-input"
     with pytest.raises(SystemExit):
         cli.parse_args(["--gptq-target", "fp"])
+    # the sink tokens' K/V: kept by 'ours' on request only, never by the baselines
+    assert cli.parse_args([]).kv_keep_first == 0 and ours.kv.keep_first == 0
+    assert cli.parse_args(["--kv-keep-first", "2"]).kv_keep_first == 2
+    configs = cli.row_configs(3, 64, kv_keep_first=2)
+    assert configs["ours"][1].kv.keep_first == 2 and configs["quarot"][1].kv.keep_first == 0
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--kv-keep-first", "-1"])
+    assert "--kv-keep-first must be 0 or more" in capsys.readouterr().err
 
 
 def test_cli_table_and_atomic_outputs(tmp_path):

@@ -1,5 +1,7 @@
 """Quantizing tiny random models: sites, RTN/GPTQ, clip search, evaluation, errors."""
 
+import copy
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -195,3 +197,42 @@ def test_site_rows_keep_every_head_of_the_tokens_they_keep():
     projection.add(torch.ones(2, 2, 8))
     assert projection.tensor().shape == (3, 8)
     assert SiteRows(tokens=3).tensor() is None
+
+
+def test_kept_sink_token_sees_its_own_float_keys_and_values():
+    # Position 0 attends only to itself: with its K/V kept (and nothing else
+    # quantized) its output is the float model's; without, it is not.
+    base = small()
+    ids_ = windows(1, 24)
+    with torch.no_grad():
+        reference = base(ids_).logits
+    outputs = {}
+    for keep in (0, 1):
+        model = copy.deepcopy(base)
+        config = QuantizationConfig(weights=None, activations=None, kv=quant.KVQuantConfig(bits=2, head_dim=16, keep_first=keep))
+        quantize_model(model, config, progress=False)
+        assert all(q.keep_first == (keep if name.endswith("_cache") else 0) for name, q in quantizer_sites(model).items())
+        with torch.no_grad():
+            outputs[keep] = model(ids_).logits
+    assert torch.allclose(outputs[1][0, 0], reference[0, 0], atol=1e-5)
+    assert not torch.allclose(outputs[0][0, 0], reference[0, 0], atol=1e-3)
+    assert not torch.allclose(outputs[1][0, 1:], reference[0, 1:], atol=1e-3)  # later tokens still quantized
+
+
+def test_clip_search_leaves_kept_tokens_out_of_its_samples():
+    from integrations._calibration import SiteRows, site_output_error
+    from integrations._quantized import ActivationQuantizer
+
+    cache = torch.randn(1, 2, 5, 8)
+    cache[:, :, 0] *= 100  # a sink token: kept in full precision, so no error to fit
+    rows = SiteRows(tokens=10, skip_first=1)
+    rows.add(cache)
+    assert torch.equal(rows.tensor(), cache[:, :, 1:].transpose(1, 2).reshape(8, 8))
+    quantizer = ActivationQuantizer.from_config(quant.KVQuantConfig(bits=3, head_dim=8, keep_first=1))
+    samples = rows.tensor()
+    # sampled rows are all quantized, whatever their position in the sample
+    assert site_output_error(quantizer, samples, None) == float((quantizer.quantize_rows(samples) - samples).pow(2).sum()) > 0
+    assert torch.equal(quantizer(cache)[:, :, :1], cache[:, :, :1])
+    with pytest.raises(ValueError, match="keep_first"):
+        ActivationQuantizer(3, keep_first=-2)
+    assert "keep_first=1" in repr(quantizer)

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -70,3 +71,41 @@ def test_kv_bad_input():
         quant.fake_quantize_kv(torch.randn(2, 64), quant.QuantConfig())
     with pytest.raises(ValueError, match="0-d"):
         quant.fake_quantize_kv(torch.tensor(1.0), cfg)
+
+
+# ---------------------------------------------------------------- attention sinks kept
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 16), (2, 6, 3 * 16)])  # (batch, heads, tokens, hd), (batch, tokens, hidden)
+@pytest.mark.parametrize("keep", [1, 2])
+def test_keep_first_leaves_the_first_tokens_and_quantizes_the_rest_as_before(shape, keep):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(keep))
+    plain = quant.KVQuantConfig(bits=3, head_dim=16)
+    kept = quant.KVQuantConfig(bits=3, head_dim=16, keep_first=keep)
+    y = quant.fake_quantize_kv(x, kept)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert torch.equal(y[..., :keep, :], x[..., :keep, :])
+    assert torch.equal(y[..., keep:, :], quant.fake_quantize_kv(x, plain)[..., keep:, :])
+    assert not torch.equal(y[..., keep:, :], x[..., keep:, :])
+
+
+def test_keep_first_beyond_the_sequence_returns_a_copy():
+    x = torch.randn(1, 2, 3, 8)
+    y = quant.fake_quantize_kv(x, quant.KVQuantConfig(bits=2, head_dim=8, keep_first=5))
+    assert torch.equal(y, x) and y.data_ptr() != x.data_ptr()
+
+
+def test_keep_first_bad_input_is_refused():
+    for bad in (-1, 1.0, True, "1"):
+        with pytest.raises(ValueError, match="keep_first must be a non-negative integer"):
+            quant.KVQuantConfig(keep_first=bad)
+    cfg = quant.KVQuantConfig(bits=3, head_dim=4, keep_first=1)
+    with pytest.raises(ValueError, match="needs a token axis"):
+        quant.fake_quantize_kv(torch.randn(8), cfg)
+    x = torch.randn(1, 3, 4)
+    x[0, 0, 1] = float("nan")  # in a kept token: refused like anywhere else
+    with pytest.raises(ValueError, match="NaN or inf"):
+        quant.fake_quantize_kv(x, cfg)
+    with pytest.raises(ValueError, match=r"packs every token.*x\[\.\.\., 1:, :\]"):
+        quant.quantize_kv(torch.randn(1, 3, 4), cfg)
+    assert type(quant.KVQuantConfig(keep_first=np.int64(2)).keep_first) is int

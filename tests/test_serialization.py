@@ -124,6 +124,7 @@ def quantized_model():
     quantize_model(model, QuantizationConfig.w_a_kv(3, method="rtn"), progress=False)
     quantizer_sites(model)["layers.0.down_proj"].clip_ratio = 0.85
     quantizer_sites(model)["layers.0.v_cache"].bits = None
+    quantizer_sites(model)["layers.0.k_cache"].keep_first = 1
     return model
 
 
@@ -136,6 +137,7 @@ def test_quantized_save_load_gives_identical_outputs_and_ppl(tmp_path, quantized
     assert f"{perplexity(loaded, IDS)!r}" == f"{perplexity(quantized_model, IDS)!r}"  # to the last digit
     sites = quantizer_sites(loaded)
     assert sites["layers.0.down_proj"].clip_ratio == 0.85 and sites["layers.0.v_cache"].bits is None
+    assert sites["layers.0.k_cache"].keep_first == 1 and sites["layers.0.q_proj"].keep_first == 0
     q = loaded.model.layers[0].self_attn.q_proj.quantized
     assert torch.equal(q.codes, quantized_model.model.layers[0].self_attn.q_proj.quantized.codes)
     # packed codes: about 3 bits a weight on disk, not 32
@@ -201,12 +203,25 @@ def test_damaged_or_mismatched_checkpoints_are_clear_errors(tmp_path, quantized_
             (d / "config.json").read_text().replace('"num_hidden_layers": 1', '"num_hidden_layers": 2'))),
         "invalid quantizer settings": edit_meta(lambda m: m["sites"]["layers.0.q_proj"].update(clip_ratio=2.0)),
         "invalid quantizer settings.*'bits'": edit_meta(lambda m: m["sites"]["layers.0.k_proj"].pop("bits")),
+        "invalid quantizer settings.*keep_first": edit_meta(lambda m: m["sites"]["layers.0.k_cache"].update(keep_first=-1)),
     }
     for message, edit in cases.items():
         with pytest.raises(CheckpointError, match=message):
             load_quantized(variant("".join(c if c.isalnum() else "_" for c in message), edit))
     with pytest.raises(CheckpointError, match="missing"):
         load_quantized(tmp_path / "nothing-here")
+
+
+def test_format_version_1_checkpoints_load_without_kept_tokens(tmp_path, quantized_model):
+    path = save_quantized(quantized_model, tmp_path / "q")
+    meta = json.loads((path / "hadamard_quant.json").read_text())
+    assert meta["format_version"] == 2
+    meta["format_version"] = 1  # as written before sites carried keep_first
+    for settings in meta["sites"].values():
+        del settings["keep_first"]
+    (path / "hadamard_quant.json").write_text(json.dumps(meta))
+    loaded = load_quantized(path)
+    assert all(q.keep_first == 0 for q in quantizer_sites(loaded).values())
 
 
 def test_writes_are_atomic(tmp_path):
