@@ -21,6 +21,7 @@ from ._quantized import (
     weight_bits,
 )
 from ._rotation import RotatedLinear, RotationConfig, rotate_model
+from ._smoothing import smooth_model
 from . import gbs
 from .serialization import CheckpointError, load_quantized, save_quantized, save_rotated_pretrained
 
@@ -55,6 +56,7 @@ __all__ = [
     "quantized_linears",
     "quantizer_sites",
     "rotate_model",
+    "smooth_model",
     "run_layer",
     "tokenize_windows",
     "weight_bits",

@@ -9,8 +9,10 @@ per weight, wall time):
   activations, per-head KV cache, no clipping;
 * QuaRot-style: Hadamard R1-R4, RTN weights with MSE clip search,
   activations clipped at 0.9 and KV at 0.95 (QuaRot's settings);
-* ours: Hadamard rotations with the norm inputs rotated online after each
-  RMSNorm (``RotationConfig(r1="online")``), R2-R4, GPTQ (act-order,
+* ours: SmoothQuant scales moved from the norm outputs into the weights
+  (``smooth_model``, ``--smooth-alpha``), then Hadamard rotations with the norm
+  inputs rotated online after each RMSNorm (``RotationConfig(r1="online")``),
+  R2-R4, GPTQ (act-order,
   group-wise scales, MSE clip) on calibration data processed layer by layer,
   towards the output of the float input (so the weights also compensate the
   activation quantization error; ``--gptq-target``), asymmetric
@@ -44,6 +46,7 @@ from ._families import UnsupportedModelError, family_of
 from ._loading import load_model, load_tokenizer
 from ._quantized import GPTQ_TARGETS, QuantizationConfig, check_weight_groups, quantizer_sites, weight_bits
 from ._rotation import RotationConfig, rotate_model, rotated_input_widths
+from ._smoothing import DEFAULT_ALPHA as SMOOTH_ALPHA, smooth_model
 from .serialization import check_replaceable, current_umask, save_quantized
 
 ROWS = ("fp", "rtn", "quarot", "ours")
@@ -56,7 +59,7 @@ ROW_TITLES = {
     "fp": "FP (float32)",
     "rtn": "no rotation + RTN",
     "quarot": "QuaRot-style (Hadamard + RTN, clip 0.9)",
-    "ours": "ours (Hadamard with online norm inputs + GPTQ + calibrated clipping)",
+    "ours": "ours (smoothing + Hadamard with online norm inputs + GPTQ + calibrated clipping)",
 }
 
 
@@ -115,6 +118,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="output GPTQ reproduces in 'ours': float-input (default: the weight also compensates the "
                    "activation quantization error of its input), quantized-input (plain GPTQ) or float-model "
                    "(GPTAQ-style, the unquantized model's inputs); see docs/llm.md")
+    p.add_argument("--smooth-alpha", type=_alpha, default=SMOOTH_ALPHA,
+                   help=f"SmoothQuant migration strength of 'ours', in [0, 1], applied before its rotation "
+                   f"(default {SMOOTH_ALPHA}); 'none' skips the smoothing")
     p.add_argument("--kv-keep-first", type=int, default=0,
                    help="tokens at the start of each sequence whose K/V cache 'ours' keeps in full precision "
                    "(attention sinks; default 0: every token quantized; docs/llm.md)")
@@ -153,6 +159,18 @@ def parse_args(argv=None) -> argparse.Namespace:
         except FileExistsError as exc:
             p.error(f"--out: {exc}")
     return args
+
+
+def _alpha(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] or 'none', got {text!r}")
+    return value
 
 
 def _device_problem(device: str) -> str | None:
@@ -238,6 +256,8 @@ def _run(args) -> int:
         rotation, qconfig = configs[row]
         t = time.perf_counter()
         model = copy.deepcopy(base)
+        if row == "ours" and args.smooth_alpha is not None:  # before the rotation, which keeps the norms
+            smooth_model(model, calib_windows, args.smooth_alpha, device=args.device, progress=progress)
         if rotation is not None:
             rotate_model(model, rotation)
         if row == "ours" and args.clip == "none":

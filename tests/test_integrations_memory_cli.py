@@ -98,6 +98,13 @@ def test_cli_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         cli.parse_args(["--kv-keep-first", "-1"])
     assert "--kv-keep-first must be 0 or more" in capsys.readouterr().err
+    assert cli.parse_args([]).smooth_alpha == cli.SMOOTH_ALPHA
+    assert cli.parse_args(["--smooth-alpha", "none"]).smooth_alpha is None
+    assert cli.parse_args(["--smooth-alpha", "0.5"]).smooth_alpha == 0.5
+    for bad in ("1.5", "-0.1", "nan", "half"):
+        with pytest.raises(SystemExit):
+            cli.parse_args(["--smooth-alpha", bad])
+        assert "expected a number in [0, 1] or 'none'" in capsys.readouterr().err
 
 
 def test_cli_table_and_atomic_outputs(tmp_path):
