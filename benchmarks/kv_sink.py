@@ -19,37 +19,25 @@ Run: ``python benchmarks/kv_sink.py [--eval-windows 4] [--threads 2]``
 
 from __future__ import annotations
 
-import argparse
 import copy
-
-import torch
 
 import integrations as I
 import quant
+from _smollm2_eval import parse_and_load
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--eval-windows", type=int, default=4, help="evaluation windows of 2048 tokens (default 4)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    base, tok = I.load_model(), I.load_tokenizer()
-    ev = I.tokenize_windows(I.load_text(split="eval"), tok, seqlen=2048, max_windows=args.eval_windows)
-    cal = I.tokenize_windows(I.load_text(split="calibration"), tok, seqlen=512, max_windows=8)
-    fp = I.evaluate(base, ev, keep_logits=True, progress=False)
-    reference = fp.pop("logprobs")
-    print(f"FP PPL {fp['ppl']:.2f} on {ev.numel()} tokens\n")
+    _, setup = parse_and_load(__doc__.splitlines()[0], eval_windows=4)
+    print(f"FP PPL {setup.fp_ppl:.2f} on {setup.eval_windows.numel()} tokens\n")
     print("| setting | rotation | keep_first | PPL | KLD | top-1 |")
     print("|---|---|---|---|---|---|")
 
     def row(setting, rotation, config, calibration=None):
-        model = copy.deepcopy(base)
+        model = copy.deepcopy(setup.base)
         if rotation is not None:
             I.rotate_model(model, rotation)
         I.quantize_model(model, config, calibration=calibration, progress=False)
-        r = I.evaluate(model, ev, fp_logits=reference, progress=False)
+        r = setup.evaluate(model)
         print(f"| {setting} | {'online' if rotation else 'none'} | {config.kv.keep_first} | {r['ppl']:.2f} | "
               f"{r['kld']:.3f} | {r['top1']:.3f} |", flush=True)
 
@@ -63,7 +51,7 @@ def main() -> None:
         config = I.QuantizationConfig(
             weights=None, activations=quant.QuantConfig(bits=3, granularity="token", symmetric=False),
             kv=quant.KVQuantConfig(bits=3, keep_first=keep), clip_search=True)
-        row("A3KV3, grid-searched clips", online, config, cal)
+        row("A3KV3, grid-searched clips", online, config, setup.calibration)
 
 
 if __name__ == "__main__":

@@ -249,7 +249,7 @@ def _run(args) -> int:
     results = {}
     if "fp" in args.rows:
         results["fp"] = dict(fp, kld=0.0, top1=1.0, bits_per_weight=float(torch.finfo(base.dtype).bits), seconds=time.perf_counter() - t)
-        _say(_format_row("fp", results["fp"]))
+        _say(_format_row("fp", results["fp"], args))
     configs = row_configs(args.bits, args.group_size, args.gptq_target, args.kv_keep_first)
     saved = None
     for row in (r for r in args.rows if r != "fp"):
@@ -277,7 +277,7 @@ def _run(args) -> int:
         r["bits_per_weight"] = weight_bits(model)
         r["seconds"] = time.perf_counter() - t
         results[row] = r
-        _say(_format_row(row, r))
+        _say(_format_row(row, r, args))
         if row == "ours" and args.out:
             saved = model
         else:
@@ -302,7 +302,7 @@ def format_table(results: dict, args) -> str:
     ]
     for row, r in results.items():
         bpw = "-" if r["bits_per_weight"] is None else f"{r['bits_per_weight']:.2f}"
-        lines.append(f"| {ROW_TITLES[row]} | {_num(r['ppl'])} | {r['kld']:.3f} | {r['top1']:.3f} | {bpw} | {r['seconds']:.0f} |")
+        lines.append(f"| {row_title(row, args)} | {_num(r['ppl'])} | {r['kld']:.3f} | {r['top1']:.3f} | {bpw} | {r['seconds']:.0f} |")
     return "\n".join(lines)
 
 
@@ -310,8 +310,16 @@ def _num(x: float) -> str:
     return f"{x:.2f}" if x < 1e4 else f"{x:.3g}"
 
 
-def _format_row(row, r) -> str:
-    return f"{ROW_TITLES[row]}: PPL {_num(r['ppl'])}, KLD {r['kld']:.3f}, top-1 {r['top1']:.3f}, {r['seconds']:.0f} s"
+def row_title(row: str, args) -> str:
+    """The row's title, saying when 'ours' ran without its smoothing."""
+    title = ROW_TITLES[row]
+    if row == "ours" and args.smooth_alpha is None:
+        title = title.replace("smoothing + ", "")
+    return title
+
+
+def _format_row(row, r, args) -> str:
+    return f"{row_title(row, args)}: PPL {_num(r['ppl'])}, KLD {r['kld']:.3f}, top-1 {r['top1']:.3f}, {r['seconds']:.0f} s"
 
 
 def _say(message: str) -> None:

@@ -100,6 +100,8 @@ def test_cli_rejects_bad_arguments(capsys):
     assert "--kv-keep-first must be 0 or more" in capsys.readouterr().err
     assert cli.parse_args([]).smooth_alpha == cli.SMOOTH_ALPHA
     assert cli.parse_args(["--smooth-alpha", "none"]).smooth_alpha is None
+    assert cli.row_title("ours", cli.parse_args([])).startswith("ours (smoothing + Hadamard")
+    assert cli.row_title("ours", cli.parse_args(["--smooth-alpha", "none"])).startswith("ours (Hadamard")
     assert cli.parse_args(["--smooth-alpha", "0.5"]).smooth_alpha == 0.5
     for bad in ("1.5", "-0.1", "nan", "half"):
         with pytest.raises(SystemExit):
@@ -206,3 +208,11 @@ def test_real_smollm2_rotated_logits_match():
     assert model.model.layers[0].mlp.down_proj.rotation.out_features == 1536
     assert float((after - before).abs().max()) <= 1e-3
     assert float((after_online - before).abs().max()) <= 1e-3
+    # the main job's "ours": smoothed on other text, then rotated online
+    smoothed = integrations.load_model(path)
+    calibration = integrations.tokenize_windows(integrations.load_text(split="calibration"), tokenizer, seqlen=256,
+                                                max_windows=2)
+    integrations.smooth_model(smoothed, calibration, progress=False)
+    integrations.rotate_model(smoothed, integrations.RotationConfig(r1="online"))
+    with torch.no_grad():
+        assert float((smoothed(ids).logits - before).abs().max()) <= 1e-3
