@@ -9,14 +9,14 @@ per weight, wall time):
   activations, per-head KV cache, no clipping;
 * QuaRot-style: Hadamard R1-R4, RTN weights with MSE clip search,
   activations clipped at 0.9 and KV at 0.95 (QuaRot's settings);
-* ours: SmoothQuant scales moved from the norm outputs into the weights
+* ours: SmoothQuant scales moved from the activations into the weights
   (``smooth_model``, ``--smooth-alpha``), then Hadamard rotations with the norm
   inputs rotated online after each RMSNorm (``RotationConfig(r1="online")``),
-  R2-R4, GPTQ (act-order,
-  group-wise scales, MSE clip) on calibration data processed layer by layer,
-  towards the output of the float input (so the weights also compensate the
-  activation quantization error; ``--gptq-target``), asymmetric
-  activations, and every activation/KV clip ratio calibrated before GPTQ by
+  R2-R4, GPTQ (act-order, group-wise scales, MSE clip) on calibration data
+  processed layer by layer, towards the output of the float input (so the
+  weights also compensate the activation quantization error;
+  ``--gptq-target``), asymmetric activations, and every activation/KV clip
+  ratio calibrated before GPTQ by
   Gradual Binary Search on the float-weight model with the local objective
   (each site's own output error; ``--clip gbs-faithful`` uses the paper's
   full-model perplexity, ``--clip grid`` a per-site grid search);
