@@ -72,7 +72,9 @@ def smooth_model(model: nn.Module, calibration: torch.Tensor, alpha: float = DEF
     Raises
     ------
     ValueError
-        ``alpha`` outside [0, 1]; the model already rotated or quantized; bad calibration.
+        ``alpha`` outside [0, 1]; the model already rotated or quantized; bad calibration;
+        NaN or inf in the activations or weights (the layers before the bad one are
+        smoothed already, which leaves the model's function unchanged).
     UnsupportedModelError
         Unknown architecture.
 
@@ -107,7 +109,7 @@ def smooth_model(model: nn.Module, calibration: torch.Tensor, alpha: float = DEF
     for layer in layers:
         if any(isinstance(m, (QuantizedLinear, RotatedLinear)) for m in layer_linears(layer).values()):
             raise ValueError("smooth_model must run before rotate_model and quantize_model: "
-                                 "this model's projections are already wrapped")
+                             "this model's projections are already wrapped")
     inputs = capture_layer_inputs(model, calibration, device=device)
     scales = {}
     for index in _progress(range(len(layers)), progress, "smoothing layers"):
@@ -158,6 +160,6 @@ def _scale_(param: torch.Tensor, factor: torch.Tensor) -> None:
 def _scales(peak: torch.Tensor, linears, alpha: float) -> torch.Tensor:
     weight_peak = torch.cat([m.weight.detach().to(torch.float32).abs() for m in linears]).amax(0)
     if not (math.isfinite(float(peak.max())) and math.isfinite(float(weight_peak.max()))):
-        raise ValueError("the norm's outputs or the weights reading them are not finite; cannot smooth")
+        raise ValueError("the calibration activations or the weights reading them hold NaN or inf; cannot smooth")
     s = peak.to(weight_peak.device).clamp(min=_FLOOR).pow(alpha) / weight_peak.clamp(min=_FLOOR).pow(1.0 - alpha)
     return s.clamp(min=_FLOOR)

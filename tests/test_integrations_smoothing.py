@@ -99,6 +99,11 @@ def test_bad_input_is_refused():
         smooth_model(quantized, tokens, progress=False)
     with pytest.raises(ValueError, match="windows must have shape"):
         smooth_model(model, tokens[0], progress=False)
+    broken = copy.deepcopy(model)
+    with torch.no_grad():
+        broken.model.layers[1].mlp.up_proj.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        smooth_model(broken, tokens, progress=False)
     gpt2 = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=48))
     with pytest.raises(UnsupportedModelError):
         smooth_model(gpt2, tokens, progress=False)
