@@ -379,10 +379,10 @@ def _column_block(ngroups: int, itemsize: int) -> int:
     The product reads its table ``m/4`` times per output, so the table
     (``ngroups * 8 * w`` values) should stay in L1: the widest power of two
     up to 256 that keeps it within ``_TABLE_BYTES``, but at least one run of
-    the kernel's registers (64 float32 or 32 float64 values: shorter runs
-    fall to scalar code).
+    the kernel's registers (``IN_REGISTER_BYTES``: shorter runs fall to
+    scalar code).
     """
-    run = 256 // itemsize  # VECTORS 256-bit vectors
+    run = _kernels().IN_REGISTER_BYTES // itemsize
     w = 256
     while w > run and ngroups * 8 * w * itemsize > _TABLE_BYTES:
         w //= 2

@@ -70,16 +70,19 @@ L1_BLOCK_BYTES = 16384
 L1_BLOCK = {size: L1_BLOCK_BYTES // size for size in (4, 8)}
 """Elements per cache block, by item size."""
 
-IN_REGISTER_BYTES = 256
-"""Bytes per in-register block: ``VECTORS`` 256-bit vectors."""
+VECTOR_BYTES = 32
+"""Bytes per explicit SIMD vector (256-bit: AVX2).  64 (AVX-512) gives correct results but was
+mixed on a Zen 4 (same-process A/B, two runs): float32 2^13 1.09-1.14x and 2^16 1.05-1.07x,
+float64 2^11 0.85-0.87x, 172*2^6 0.91x, the rest 0.93-1.03x."""
+VECTORS = 8
+"""Vectors held in registers by the kernels below (of 16 AVX2 registers)."""
+IN_REGISTER_BYTES = VECTORS * VECTOR_BYTES
+"""Bytes per in-register block: ``VECTORS`` vectors."""
 IN_REGISTER = {size: IN_REGISTER_BYTES // size for size in (4, 8)}
 """Values per in-register block, by item size."""
 
 
 # ---- explicit SIMD through LLVM intrinsics ----
-
-VECTORS = 8
-"""Vectors held in registers by the kernels below (of 16 AVX2 registers)."""
 
 PREFETCH_LOCALITY = 3
 PREFETCH_AHEAD = 1
@@ -95,7 +98,7 @@ BUNDLE_MIN = 8
 def _vector_setup(context, builder, arrty, arg):
     ary = context.make_array(arrty)(context, builder, arg)
     fty = context.get_value_type(arrty.dtype)
-    lanes = 8 if arrty.dtype == types.float32 else 4
+    lanes = VECTOR_BYTES // context.get_abi_sizeof(fty)
     vty = ir.VectorType(fty, lanes)
     align = context.get_abi_sizeof(fty)  # rows need not be 32-byte aligned
     return ary.data, fty, lanes, vty, align
@@ -163,7 +166,9 @@ def _in_registers_kernel(levels=None):
 
         def codegen(context, builder, signature, args):
             data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-            span = VECTORS * lanes if levels is None else 1 << levels
+            # a row longer than the block never reaches here (callers dispatch on the
+            # block size); the cap only keeps every variant compilable for both dtypes
+            span = VECTORS * lanes if levels is None else min(1 << levels, VECTORS * lanes)
             vptr = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), vty.as_pointer())
             ptrs = [builder.gep(vptr, [ir.Constant(ir.IntType(64), k)]) for k in range(VECTORS)]
             vs = [builder.load(q, align=align) for q in ptrs]
@@ -348,6 +353,7 @@ _wht_rows_of_4 = _in_registers_kernel(2)
 _wht_rows_of_8 = _in_registers_kernel(3)
 _wht_rows_of_16 = _in_registers_kernel(4)
 _wht_rows_of_32 = _in_registers_kernel(5)
+_wht_rows_of_64 = _in_registers_kernel(6)
 
 
 @intrinsic
@@ -417,7 +423,7 @@ def _prefetch(typingctx, arr, start):
             builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
         )
         base = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), i8p)
-        for line in range(0, VECTORS * 32, 64):
+        for line in range(0, IN_REGISTER_BYTES, 64):
             q = builder.gep(base, [ir.Constant(ir.IntType(64), line)])
             builder.call(fn, [q, ir.Constant(i32, 1), ir.Constant(i32, PREFETCH_LOCALITY), ir.Constant(i32, 1)])
         return context.get_dummy_value()
@@ -559,8 +565,10 @@ def _short_rows(a, n, reg):
             _wht_rows_of_8(a, k)
         elif n == 16:
             _wht_rows_of_16(a, k)
-        else:
+        elif n == 32:
             _wht_rows_of_32(a, k)
+        else:
+            _wht_rows_of_64(a, k)
     _small_levels(a[whole:], n)
 
 
@@ -618,7 +626,7 @@ def _sylvester_rows(a, n, reg, block, scale):
         _short_rows(a, n, reg)
         _scale(a, scale)
         return
-    lanes = 32 // a.itemsize
+    lanes = VECTOR_BYTES // a.itemsize
     if n <= block:
         for j in range(0, a.size, block):
             b = a[j : j + block]
@@ -668,7 +676,7 @@ def _group_table(a, p, c0, w, table):
     ngroups = table.shape[0]
     tw = table.shape[2]
     flat = table.reshape(table.size)
-    run = GROUP_COLUMNS * 32 // a.itemsize
+    run = GROUP_COLUMNS * VECTOR_BYTES // a.itemsize
     for q in range(ngroups):
         for k in range(0, w, run):
             _group_sums(a, 4 * q * p + c0 + k, p, flat, q * 8 * tw + k, tw)
@@ -706,7 +714,7 @@ def _dense_part(a, p, codes, signs, w, table, offsets, dst, d0, sub, stride, lim
     the rows (``sub`` a multiple of one run of registers, so no run straddles two).
     """
     m, ngroups = codes.shape
-    run = VECTORS * 32 // a.itemsize
+    run = IN_REGISTER_BYTES // a.itemsize
     flat = table.reshape(table.size)
     for c0 in range(0, limit, w):
         width = min(w, limit - c0)
@@ -778,7 +786,7 @@ def _bundled_rows(x, start, stop, p, codes, gsigns, w, pre, post, scale, reg, bl
     """
     m = codes.shape[0]
     n = m * p
-    lanes = 32 // x.itemsize
+    lanes = VECTOR_BYTES // x.itemsize
     width = bundle * p
     w = min(width, w)
     scratch = np.zeros(m * width, dtype=x.dtype)  # zeros: a short last bundle leaves finite values behind
