@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
-import numbers
 from typing import Mapping
 
 import torch
@@ -66,9 +65,7 @@ class ActivationQuantizer(nn.Module):
                  clip_ratio: float = 1.0, keep_first: int = 0):
         super().__init__()
         self.bits, self.symmetric, self.group_size, self.clip_ratio = bits, symmetric, group_size, clip_ratio
-        if isinstance(keep_first, bool) or not isinstance(keep_first, numbers.Integral) or keep_first < 0:
-            raise ValueError(f"keep_first must be a non-negative integer (tokens kept in full precision), got {keep_first!r}")
-        self.keep_first = int(keep_first)
+        self.keep_first = keep_first
         if bits is not None:
             self.config()  # validates
 
@@ -95,6 +92,15 @@ class ActivationQuantizer(nn.Module):
             raise ValueError("this quantizer is off (bits=None)")
         granularity = "token" if self.group_size is None else "group"
         return quant.QuantConfig(self.bits, self.symmetric, granularity, self.group_size, float(self.clip_ratio))
+
+    @property
+    def keep_first(self) -> int:
+        return self._keep_first
+
+    @keep_first.setter
+    def keep_first(self, value) -> None:
+        # validated by the cache config it mirrors, wherever it is set (a search, a checkpoint)
+        self._keep_first = quant.KVQuantConfig(keep_first=value).keep_first
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.bits is None:

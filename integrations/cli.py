@@ -16,10 +16,10 @@ per weight, wall time):
   processed layer by layer, towards the output of the float input (so the
   weights also compensate the activation quantization error;
   ``--gptq-target``), asymmetric activations, and every activation/KV clip
-  ratio calibrated before GPTQ by
-  Gradual Binary Search on the float-weight model with the local objective
-  (each site's own output error; ``--clip gbs-faithful`` uses the paper's
-  full-model perplexity, ``--clip grid`` a per-site grid search);
+  ratio calibrated before GPTQ by Gradual Binary Search on the float-weight
+  model with the local objective (each site's own output error; ``--clip
+  gbs-faithful`` uses the paper's full-model perplexity, ``--clip grid`` a
+  per-site grid search);
   ``--kv-keep-first N`` keeps the K/V cache of the first N tokens of each
   sequence (attention sinks) in full precision.
 """

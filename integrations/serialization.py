@@ -273,10 +273,7 @@ def _skeleton(auto, config, meta: dict) -> nn.Module:
         try:
             for attr in ("bits", "symmetric", "group_size", "clip_ratio"):
                 setattr(sites[name], attr, settings[attr])
-            keep = settings.get("keep_first", 0)  # absent from format version 1
-            if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
-                raise ValueError(f"keep_first must be a non-negative integer, got {keep!r}")
-            sites[name].keep_first = keep
+            sites[name].keep_first = settings.get("keep_first", 0)  # absent from format version 1
             if settings["bits"] is not None:
                 sites[name].config()  # validates
         except (KeyError, TypeError, ValueError) as exc:
