@@ -75,7 +75,9 @@ VECTOR_BYTES = 32
 mixed on a Zen 4 (same-process A/B, two runs): float32 2^13 1.09-1.14x and 2^16 1.05-1.07x,
 float64 2^11 0.85-0.87x, 172*2^6 0.91x, the rest 0.93-1.03x."""
 VECTORS = 8
-"""Vectors held in registers by the kernels below (of 16 AVX2 registers)."""
+"""Vectors held in registers by the kernels below (of 16 AVX2 registers).  16 (AVX-512 has 32
+registers) passes every fwht test but measured 0.80-1.07x on a Zen 4 (float32 2^10 0.82x,
+float64 2^11 0.80x, float64 2^13 1.07x, 28*2^6 0.86x)."""
 IN_REGISTER_BYTES = VECTORS * VECTOR_BYTES
 """Bytes per in-register block: ``VECTORS`` vectors."""
 IN_REGISTER = {size: IN_REGISTER_BYTES // size for size in (4, 8)}
@@ -494,28 +496,28 @@ _radix2_vectors = _columns_kernel(2)
 @njit(cache=True)
 def _radix16_pass(a, h, lanes):
     for j in range(0, a.size, 16 * h):
-        for i in range(j, j + h, lanes):
+        for i in range(j, j + h, max(1, VECTORS // 16) * lanes):
             _radix16_vectors(a, i, h)
 
 
 @njit(cache=True)
 def _radix8_pass(a, h, lanes):
     for j in range(0, a.size, 8 * h):
-        for i in range(j, j + h, lanes):
+        for i in range(j, j + h, max(1, VECTORS // 8) * lanes):
             _radix8_vectors(a, i, h)
 
 
 @njit(cache=True)
 def _radix4_pass(a, h, lanes):
     for j in range(0, a.size, 4 * h):
-        for i in range(j, j + h, 2 * lanes):
+        for i in range(j, j + h, max(1, VECTORS // 4) * lanes):
             _radix4_vectors(a, i, h)
 
 
 @njit(cache=True)
 def _radix2_pass(a, h, lanes):
     for j in range(0, a.size, 2 * h):
-        for i in range(j, j + h, 4 * lanes):
+        for i in range(j, j + h, max(1, VECTORS // 2) * lanes):
             _radix2_vectors(a, i, h)
 
 
