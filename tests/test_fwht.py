@@ -14,7 +14,7 @@ import hadamard
 from hadamard import NoHadamardError, UnknownOrderError
 
 POWERS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 2048]
-COMPOSITE = [12, 20, 24, 28, 36, 40, 44, 48, 60, 72, 76, 96, 12 * 64, 28 * 32, 36 * 16, 76 * 8, 20 * 64]
+COMPOSITE = [12, 20, 24, 28, 36, 40, 44, 48, 60, 72, 76, 96, 12 * 64, 12 * 128, 28 * 32, 36 * 16, 76 * 8, 20 * 64]
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 
 
