@@ -124,7 +124,7 @@ def throughput_table(status, args, dtype, threads) -> list[dict]:
     rows = []
     for k in range(args.kmin, args.kmax + 1):
         n = 1 << k
-        batch = max(1, (args.mib << 20) // (n * np.dtype(dtype).itemsize))
+        batch = max(1, array_bytes(args) // (n * np.dtype(dtype).itemsize))
         src = np.random.default_rng(k).standard_normal((batch, n)).astype(dtype)
         t = measure(impls, src, args.repeats)
         row = {"dtype": np.dtype(dtype).name, "threads": threads, "n": n, "batch": batch}
@@ -144,7 +144,7 @@ def throughput_table(status, args, dtype, threads) -> list[dict]:
 def slow_peers(status, args) -> None:
     """Dense BLAS and the pure-torch peer at n = 4096 (smaller array: they are ~100x slower)."""
     n = 4096
-    src = np.random.default_rng(0).standard_normal((max(1, (args.mib << 20) // 64 // (n * 4)), n)).astype(np.float32)
+    src = np.random.default_rng(0).standard_normal((max(1, array_bytes(args) // 64 // (n * 4)), n)).astype(np.float32)
     H = hadamard.get(n).astype(np.float32)
     impls = {"hadamard.fwht": fwht_in_place, "dense BLAS x @ H": lambda a: a @ H}
     if status.get("hadamard_transform", "").startswith("ok"):
@@ -197,7 +197,7 @@ def composite(args) -> None:
                 print(f"  n = {m} * 2^{k} = {n}: no Hadamard matrix of this order is built by this library (skipped)")
                 continue
             p2 = 1 << round(np.log2(n))
-            srcs = {size: np.random.default_rng(size).standard_normal((max(1, (args.mib << 20) // (size * 4)), size)).astype(np.float32)
+            srcs = {size: np.random.default_rng(size).standard_normal((max(1, array_bytes(args) // (size * 4)), size)).astype(np.float32)
                     for size in (n, p2)}
             seconds = measure_cases({size: (fwht_in_place, src) for size, src in srcs.items()}, args.repeats)
             t = {size: seconds[size] / srcs[size].size * 1e9 for size in srcs}
@@ -224,7 +224,7 @@ def threads_against_one(args, threads: int) -> None:
     roof = lambda a: scale(a, a.dtype.type(1.0))  # noqa: E731
     for k in (10, 12, 16):
         n = 1 << k
-        src = np.random.default_rng(k).standard_normal((max(1, (args.mib << 20) // (n * 4)), n)).astype(np.float32)
+        src = np.random.default_rng(k).standard_normal((max(1, array_bytes(args) // (n * 4)), n)).astype(np.float32)
         names = {"fwht 1": on(1, fwht_in_place), f"fwht {threads}": on(threads, fwht_in_place), "roof 1": on(1, roof), f"roof {threads}": on(threads, roof)}
         t = measure_cases({name: (fn, src) for name, fn in names.items()}, args.repeats)
         g = {name: gbs(src.nbytes, s) for name, s in t.items()}
@@ -234,17 +234,23 @@ def threads_against_one(args, threads: int) -> None:
     numba.set_num_threads(1)
 
 
+def array_bytes(args) -> int:
+    """Bytes of the transformed array asked for by ``--mib``."""
+    return int(args.mib * (1 << 20))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mib", type=int, default=64, help="size of the transformed array in MiB (default 64)")
+    parser.add_argument("--mib", type=float, default=64,
+                        help="size of the transformed array in MiB (default 64; e.g. 0.125 keeps it in L2)")
     parser.add_argument("--repeats", type=int, default=7, help="timings per figure; the median is reported")
     parser.add_argument("--kmin", type=int, default=8)
     parser.add_argument("--kmax", type=int, default=16)
     parser.add_argument("--no-install", action="store_true", help="do not pip-install missing peers")
     parser.add_argument("--sections", default="throughput,slow,latency,composite,threads")
     args = parser.parse_args(argv)
-    if args.mib < 1 or args.repeats < 1 or not 1 <= args.kmin <= args.kmax <= 24:
-        parser.error("need --mib >= 1, --repeats >= 1 and 1 <= --kmin <= --kmax <= 24")
+    if not args.mib >= 1 / 64 or args.repeats < 1 or not 1 <= args.kmin <= args.kmax <= 24:
+        parser.error("need --mib >= 1/64 (16 KiB), --repeats >= 1 and 1 <= --kmin <= --kmax <= 24")
     sections = set(args.sections.split(","))
 
     status = install_peers(not args.no_install)
