@@ -1,0 +1,46 @@
+"""Smoke runs of the FWHT benchmark, so that it keeps working as the kernels change.
+
+Tiny arrays and one repeat: the figures mean nothing here; what is checked is that
+every section runs and prints its lines, and that bad arguments are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+@pytest.fixture(scope="module")
+def bench_fwht():
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        import bench_fwht
+
+        yield bench_fwht
+    finally:
+        sys.path.remove(BENCHMARKS)
+
+
+@pytest.mark.parametrize("peers", ["as installed", "none"])
+def test_every_section_runs_on_a_tiny_array(bench_fwht, capsys, monkeypatch, peers):
+    if peers == "none":  # a fresh machine: only our transform and numpy's scale are timed
+        monkeypatch.setattr(bench_fwht, "install_peers", lambda allowed: {name: "not installed" for name in bench_fwht.PEERS})
+    bench_fwht.main(["--no-install", "--mib", "0.0625", "--repeats", "1", "--kmin", "8", "--kmax", "9",
+                     "--sections", "throughput,latency,composite,threads"])
+    out = capsys.readouterr().out
+    assert "float32 thr=1 n=2^8" in out and "float64 thr=1 n=2^9" in out
+    assert "one vector n = 4096" in out
+    assert "n = 172 * 2^10" in out
+    assert "2 threads vs 1" in out and "n=2^16" in out
+
+
+@pytest.mark.parametrize("argv", [["--mib", "0"], ["--mib", "nan"], ["--repeats", "0"], ["--kmin", "9", "--kmax", "8"]])
+def test_bad_arguments_are_refused(bench_fwht, capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        bench_fwht.main(["--no-install", *argv])
+    assert exc.value.code == 2
+    assert "need --mib" in capsys.readouterr().err
