@@ -620,11 +620,12 @@ def _scale(a, scale):
 def _sylvester_rows(a, n, reg, block, scale):
     """``a <- scale * H_n a`` on each of the length-``n`` rows stored back to back in the flat ``a``.
 
-    ``n`` a power of two. Rows up to ``block`` long are transformed a block of
-    whole rows at a time (no per-row work: every pass runs over the block).
+    ``n`` a power of two. Rows up to ``block`` long are transformed a group of
+    whole rows at a time (``ROW_GROUP_BYTES``, or one row; no per-row work: every
+    pass runs over the group).
     Longer rows: one pass with the first levels and the widest one or two, then
     the rest of the levels block by block, then any levels still left across
-    blocks. The scale is applied while the block (or row) is still in cache.
+    blocks. The scale is applied while the group (or row) is still in cache.
     """
     if n == 1:
         _scale(a, scale)
