@@ -779,10 +779,10 @@ def _gather_bundle(x, r0, count, m, p, sgn, scratch, width, span):
     """Rows ``r0:r0+count`` of ``x`` into the bundle scratch, sub-row ``i`` of row ``r`` at
     ``i * width + r * p``, through :func:`_gather_levels` (``sgn`` the signs or None)."""
     n = m * p
-    # the sources are read once, from memory: prefetch 16 KiB ahead, as the in-register pass
-    # of the power-of-two path does (1.07-1.16x at 12*2^5, 12*2^6, 36*2^4 in float32; one
-    # bundle ahead, 24-56 KiB, lost 3 % at 28*2^6)
-    ahead = L1_BLOCK_BYTES // x.itemsize
+    # the sources are read once, from memory: prefetch ahead, as the first pass of the
+    # power-of-two path does (16 KiB ahead against none: 1.07-1.16x at 12*2^5, 12*2^6, 36*2^4
+    # in float32; 4 KiB against 16: 0.92-1.09x, mostly above 1; one bundle, 24-56 KiB, worse)
+    ahead = PREFETCH_BYTES // x.itemsize
     for r in range(count):
         for i in range(m):
             for k in range(0, p, span):
