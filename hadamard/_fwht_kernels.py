@@ -34,9 +34,10 @@ Why the code looks the way it does (each point was measured):
   one row): a pass with stride ``h < n`` over back-to-back rows is the same pass
   on every row, so short rows cost no per-row work (8 KiB groups: 1.13-1.37x
   against 16 KiB on a Zen 4). The in-register pass over a group prefetches
-  4 KiB ahead, so that memory is read while the group is computed. Longer rows: the levels can run in any order, so the one pass
-  over memory also does the one or two widest levels (2 or 4 runs a half or
-  quarter row apart, :func:`_columns_kernel` with ``legs_first``); then each block gets its
+  4 KiB ahead, so that memory is read while the group is computed. Longer
+  rows: the levels can run in any order, so the one pass over memory also
+  does the one or two widest levels (2 or 4 runs a half or quarter row apart,
+  :func:`_columns_kernel` with ``legs_first``); then each block gets its
   other levels in cache: a pass fewer than finishing every block first and
   the levels across blocks last (1.04-1.18x). Rows shorter than one in-register block
   run the first log2(n) levels of the in-register kernel on a block of
@@ -65,16 +66,17 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 L1_BLOCK_BYTES = 16384
-"""Bytes per cache block (16 KiB: half of a 32 KiB L1d; 8 and 32 KiB measured slower)."""
+"""Bytes per cache block of the plan of long rows, and the longest row transformed whole in
+cache (16 KiB: half of a 32 KiB L1d; 8 and 32 KiB measured slower, 8 KiB 0.69-0.86x on Zen 4)."""
 L1_BLOCK = {size: L1_BLOCK_BYTES // size for size in (4, 8)}
+"""Elements per cache block, by item size."""
 ROW_GROUP_BYTES = 8192
 """Rows up to 8 KiB are transformed this many bytes of whole rows at a time (longer rows, up to
 ``L1_BLOCK_BYTES``, one row at a time). Against 16 KiB groups (the block, as before) 8 KiB ran
 1.13-1.37x faster on a Zen 4 (float32 2^8-2^11, float64 2^8-2^10, same bits); 4 KiB no faster."""
 PREFETCH_BYTES = 4096
-"""How far ahead the first pass over memory prefetches (it was one 16 KiB block; 4 KiB: float32
-2^12 1.10x, other sizes unchanged, on a Zen 4)."""
-"""Elements per cache block, by item size."""
+"""How far ahead the first pass over memory, and the copy into a bundle, prefetch (it was one
+16 KiB block; 4 KiB: float32 2^12 1.10x, other sizes unchanged, on a Zen 4)."""
 
 VECTOR_BYTES = 32
 """Bytes per explicit SIMD vector (256-bit: AVX2).  64 (AVX-512) gives correct results but was
