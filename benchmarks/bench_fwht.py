@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/bench_fwht.py            # installs the peers it can, then measures
     python benchmarks/bench_fwht.py --no-install --mib 16 --repeats 5
+    python benchmarks/bench_fwht.py --no-install --mib 0.125 --sections throughput   # in cache
 
 Every figure is the median over ``--repeats`` timings of a transform of a
 ``batch x n`` array of about ``--mib`` MiB, reported as GB/s of input
