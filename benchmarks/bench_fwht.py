@@ -144,17 +144,24 @@ def throughput_table(status, args, dtype, threads) -> list[dict]:
 
 def slow_peers(status, args) -> None:
     """Dense BLAS and the pure-torch peer at n = 4096 (smaller array: they are ~100x slower)."""
+    import numba
+
+    numba.set_num_threads(1)  # one thread, as BLAS and torch are given
     n = 4096
     src = np.random.default_rng(0).standard_normal((max(1, array_bytes(args) // 64 // (n * 4)), n)).astype(np.float32)
     H = hadamard.get(n).astype(np.float32)
-    impls = {"hadamard.fwht": fwht_in_place, "dense BLAS x @ H": lambda a: a @ H}
+    impls = {"dense BLAS x @ H": lambda a: a @ H}
     if status.get("hadamard_transform", "").startswith("ok"):
         import torch
         from hadamard_transform import hadamard_transform as ht
 
         torch.set_num_threads(1)
         impls["hadamard-transform (torch)"] = lambda a: ht(torch.from_numpy(a))
-    t = measure(impls, src, max(3, args.repeats // 2))
+    # ours on its own, back to back: between two calls of a peer ~100x slower, numba's idle
+    # thread pool goes to sleep and the wake-up (tens of microseconds) would be timed instead
+    # of the transform (~40 us on this 1 MiB array)
+    t = measure({"hadamard.fwht": fwht_in_place}, src, args.repeats)
+    t.update(measure(impls, src, max(3, args.repeats // 2)))
     ours = gbs(src.nbytes, t["hadamard.fwht"])
     for name, s in t.items():
         print(f"  float32 n=4096 batch={src.shape[0]:<5} {name:28s} {gbs(src.nbytes, s):8.3f} GB/s   ours/this = {ours / gbs(src.nbytes, s):8.1f}")
