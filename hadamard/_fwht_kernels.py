@@ -504,7 +504,7 @@ _radix2_vectors = _columns_kernel(2)
 @njit(cache=True)
 def _radix32_pass(a, h, lanes):
     for j in range(0, a.size, 32 * h):
-        for i in range(j, j + h, lanes):
+        for i in range(j, j + h, max(1, VECTORS // 32) * lanes):
             _radix32_vectors(a, i, h)
 
 
