@@ -11,8 +11,8 @@ run-to-run noise is larger than that. Run from the repository root::
     python benchmarks/fwht_kernel_ab.py --base 7df9231 --cases float32:28x64:signs float64:36x16:inverse
 
 A case is ``dtype:2^k`` (a power of two, ``sylvester_serial``) or ``dtype:MxP`` with
-optional ``:signs``, ``:inverse`` and ``:raw`` (unnormalized) flags (``transform_serial``
-with the arguments ``hadamard.fwht`` would pass). One thread (``numba.set_num_threads(1)``).
+optional ``:signs``, ``:inverse`` and ``:raw`` (unnormalized) flags (the serial driver
+``hadamard.fwht`` would take for it, with the arguments it would pass). One thread (``numba.set_num_threads(1)``).
 """
 
 from __future__ import annotations
@@ -80,6 +80,10 @@ def runner(module, dtype, m, p, flags):
     n = m * p
     signs = _fwht.random_signs(n, 0) if "signs" in flags else None
     spec = _fwht._Spec.build(n, m, p, dtype, normalized="raw" not in flags, signs=signs, inverse="inverse" in flags)
+    if hasattr(module, "register_product_drivers") and _fwht._register_product_fits(m, p, dtype.itemsize):
+        # the route hadamard.fwht takes; a base revision without it runs the table product
+        serial = module.register_product_drivers(m, spec.transposed)[0]
+        return lambda a: serial(a, spec.p, spec.pre, spec.post, spec.scale, reg, block)
     return lambda a: module.transform_serial(a, spec.p, spec.codes, spec.gsigns, spec.w, spec.pre, spec.post,
                                              spec.scale, reg, block)
 

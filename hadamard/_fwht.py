@@ -342,7 +342,7 @@ def _scale_factor(n: int, normalized, inverse) -> float:
 class _Spec:
     """Kernel arguments of ``x -> post * scale * (H_m (x) H_p)^(T) (pre * x)`` for one call."""
 
-    __slots__ = ("m", "p", "hm", "codes", "gsigns", "w", "pre", "post", "scale")
+    __slots__ = ("m", "p", "transposed", "hm", "codes", "gsigns", "w", "pre", "post", "scale")
 
     @classmethod
     def build(cls, n, m, p, dtype, *, normalized, signs, inverse):
@@ -362,6 +362,7 @@ class _Spec:
         return new
 
     def set_factor(self, dtype: np.dtype, transpose: bool) -> None:
+        self.transposed = transpose
         self.hm = _dense_factor(self.m, dtype.str, transpose)
         self.codes, self.gsigns = _group_codes(self.m, dtype.str, transpose)
         self.w = _column_block(self.codes.shape[1], dtype.itemsize)
@@ -435,7 +436,16 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
             chunk = max(1, -(-work.shape[0] // (threads * _TASKS_PER_THREAD)))
             kernels.sylvester_parallel(work, spec.scale, reg, block, chunk)
         return
-    args = (work, spec.p, spec.codes, spec.gsigns, spec.w, spec.pre, spec.post, spec.scale, kernels.IN_REGISTER[itemsize], kernels.L1_BLOCK[itemsize])
+    reg, block = kernels.IN_REGISTER[itemsize], kernels.L1_BLOCK[itemsize]
+    if _register_product_fits(spec.m, spec.p, itemsize):
+        serial, parallel = _register_product_drivers(spec.m, spec.transposed)
+        args = (work, spec.p, spec.pre, spec.post, spec.scale, reg, block)
+        if work.size <= _SERIAL_MAX_ELEMENTS or work.shape[0] == 1 or kernels.numba_threads() == 1:
+            serial(*args)
+        else:
+            parallel(*args, max(1, -(-work.shape[0] // (kernels.numba_threads() * _TASKS_PER_THREAD))))
+        return
+    args = (work, spec.p, spec.codes, spec.gsigns, spec.w, spec.pre, spec.post, spec.scale, reg, block)
     if work.size <= _SERIAL_MAX_ELEMENTS or work.shape[0] == 1:
         kernels.transform_serial(*args)
         return
@@ -445,6 +455,24 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
     else:
         chunk = max(1, -(-work.shape[0] // (threads * _TASKS_PER_THREAD)))
         kernels.transform_parallel(*args, chunk)
+
+
+def _register_product_fits(m: int, p: int, itemsize: int) -> bool:
+    """Whether rows of ``m * p`` values go through the straight-line ``H_m`` product
+    (``_fwht_kernels._register_product_rows``): ``m`` small enough to compile, sub-rows of
+    at least one vector, and whole rows within one L1 block."""
+    kernels = _kernels()
+    return (
+        1 < m <= kernels.REGISTER_PRODUCT_MAX_M
+        and p * itemsize >= kernels.VECTOR_BYTES
+        and m * p * itemsize <= kernels.L1_BLOCK_BYTES
+    )
+
+
+@lru_cache(maxsize=None)
+def _register_product_drivers(m: int, transposed: bool):
+    # one pair of dispatchers per matrix: each compiles (or loads from numba's cache) on first use
+    return _kernels().register_product_drivers(m, transposed)
 
 
 _INPLACE = None
