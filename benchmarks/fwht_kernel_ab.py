@@ -49,7 +49,8 @@ def load_revision(rev: str, folder: str):
     with open(path, "w") as f:
         # numba's cache is keyed by file: a second copy must not share (or pollute) it
         f.write(text.replace("cache=True", "cache=False"))
-    spec = importlib.util.spec_from_file_location("fwht_kernels_base", path)
+    # named as a submodule of hadamard, so that its relative imports resolve
+    spec = importlib.util.spec_from_file_location("hadamard.fwht_kernels_base", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -459,14 +459,18 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
 
 def _register_product_fits(m: int, p: int, itemsize: int) -> bool:
     """Whether rows of ``m * p`` values go through the straight-line ``H_m`` product
-    (``_fwht_kernels._register_product_rows``): ``m`` small enough to compile, sub-rows of
-    at least one vector, and whole rows within one L1 block."""
+    (``_fwht_kernels._register_product_rows``) rather than the table in memory.
+
+    ``m`` small enough to compile and sub-rows of at least one vector; then rows that fit
+    in L1, or a large ``m`` (whose many additions per value loaded hide the reloads from
+    L2) on sub-rows short enough that the ``m`` of them do not crowd the same L1 sets.
+    """
     kernels = _kernels()
-    return (
-        1 < m <= kernels.REGISTER_PRODUCT_MAX_M
-        and p * itemsize >= kernels.VECTOR_BYTES
-        and m * p * itemsize <= kernels.L1_BLOCK_BYTES
-    )
+    if not (1 < m <= kernels.REGISTER_PRODUCT_MAX_M and p * itemsize >= kernels.VECTOR_BYTES):
+        return False
+    if m * p * itemsize <= kernels.REGISTER_PRODUCT_ROW_BYTES:
+        return True
+    return m >= kernels.REGISTER_PRODUCT_LARGE_M and p * itemsize <= kernels.REGISTER_PRODUCT_LARGE_M_SUB_ROW_BYTES
 
 
 @lru_cache(maxsize=None)

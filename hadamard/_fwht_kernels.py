@@ -55,6 +55,13 @@ Why the code looks the way it does (each point was measured):
   (:func:`_gather_levels`; 1.08-1.29x against a copy and then the levels);
   the copy out of it as explicit vectors measured no better than numba's
   loop (0.87-1.08x) and is not done.
+* Where the rows fit in L1 (and for ``m >= 100`` on short sub-rows) the
+  ``H_m`` part is instead straight-line code compiled for that one matrix
+  (:func:`_hm_columns`): the same Four-Russians sums with the codes and
+  signs fixed, on ``m`` vectors of one column, right after the ``H_p``
+  levels of a group of rows: no table in memory, no multiply by a sign, no
+  scratch (1.5-2.4x against the table). Each ``(m, transposed)`` compiles on
+  first use; numba caches it like the other kernels.
 """
 
 from __future__ import annotations
@@ -761,6 +768,17 @@ def _dense_part(a, p, codes, signs, w, table, offsets, dst, d0, sub, stride, lim
 REGISTER_PRODUCT_MAX_M = 172
 """The largest ``m`` whose ``H_m`` product is compiled as straight-line code (its size, and
 the compile time, grow as ``m**2``: 1.6 s for ``m = 172``, once per machine)."""
+REGISTER_PRODUCT_ROW_BYTES = 32768
+"""Rows up to this many bytes (a 32 KiB L1d) take the straight-line product whatever ``m``.
+Longer rows, against the table (same-process A/B, 64 MiB float32, Zen 4): 24-38 KiB rows
+1.05-1.50x, but 44-60 KiB rows of ``m = 28, 44, 60`` 0.69-0.94x: their ``m`` sub-rows, a
+power-of-two stride apart, need more lines of one L1 set than it has ways."""
+REGISTER_PRODUCT_LARGE_M = 100
+REGISTER_PRODUCT_LARGE_M_SUB_ROW_BYTES = 1024
+"""From ``m = REGISTER_PRODUCT_LARGE_M`` on, rows of any length take the straight-line
+product when their sub-rows are at most this long: ``m/4`` additions per value loaded hide
+the reloads (float32 100x256 1.07x, 140x64 1.18x, 172x64 1.27x, 172x256 1.08x; float64
+172x64 1.15x); 2 and 4 KiB sub-rows were 0.83-0.95x."""
 
 
 def _product_kind(m: int, transposed: bool) -> int:
@@ -844,13 +862,13 @@ def _register_product_rows(x, start, stop, p, pre, post, scale, reg, block, kind
     """Rows ``start:stop`` of ``x`` (2-D, C-contiguous), ``post * scale * (H_m (x) H_p) (pre * row)``,
     ``H_m`` as straight-line code (:func:`_hm_columns`, ``kind`` a compile-time constant).
 
-    For rows that fit in L1 (the caller checks): a group of whole rows (``ROW_GROUP_BYTES``,
-    or one row) gets its ``H_p`` levels, then the ``H_m`` product column by column while the
-    group is still in L1, one read of the rows from memory in all. Against the table of
-    :func:`_dense_part` (through :func:`_bundled_rows` or :func:`_transform_row`) this was
-    1.7-2.4x faster for ``m = 12, 28, 36`` and 1.26-1.63x up to ``m = 172`` (float32 and
-    float64, 64 MiB, Zen 4). Rows longer than L1 keep the table: there the ``m`` sub-rows a
-    power-of-two stride apart compete for the same L1 sets (0.82x at ``12 * 2^10``).
+    A group of whole rows (``ROW_GROUP_BYTES``, or one row) gets its ``H_p`` levels, then
+    the ``H_m`` product column by column while the group is still in cache: one read of the
+    rows from memory in all. Against the table of :func:`_dense_part` (through
+    :func:`_bundled_rows` or :func:`_transform_row`) this was 1.7-2.4x faster for
+    ``m = 12, 28, 36`` and 1.5-1.6x up to ``m = 172`` on rows in L1 (float32 and float64,
+    64 MiB, Zen 4). Which rows come here is ``hadamard._fwht._register_product_fits``
+    (see ``REGISTER_PRODUCT_ROW_BYTES``).
     """
     literally(kind)
     n = x.shape[1]

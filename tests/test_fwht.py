@@ -72,9 +72,10 @@ def test_large_out_of_place_results_start_on_a_cache_line(dtype, axis):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-# sub-rows of 1 ... 64 values: 12 * 8, 36 * 16, 28 * 32 and 12 * 64 go through the
-# bundled driver, whose copy-in does the signs and the first levels in one kernel
-@pytest.mark.parametrize("n", [1, 16, 12, 40, 12 * 8, 36 * 16, 28 * 32, 12 * 64, 1024])
+# sub-rows of 1 ... 64 values: 40 = 20 * 2 and (float32) 80 = 20 * 4 go through the bundled
+# driver, whose copy-in does the signs and the first levels in one kernel; 12 * 8 ... 12 * 64
+# (and float64 20 * 4) through the straight-line product, which takes the signs in passes of their own
+@pytest.mark.parametrize("n", [1, 16, 12, 40, 80, 12 * 8, 36 * 16, 28 * 32, 12 * 64, 1024])
 @pytest.mark.parametrize("normalized", [True, False])
 def test_signs_and_inverse_match_dense(n, normalized, dtype):
     x = np.random.default_rng(1).standard_normal((9, n)).astype(dtype)
@@ -100,6 +101,47 @@ def test_long_rows_match_the_halving_recursion(k, dtype):
         a = hadamard.fwht(x[:, : n // 2], normalized=False).astype(np.float64)
         b = hadamard.fwht(x[:, n // 2 :], normalized=False).astype(np.float64)
         assert rel_err(y, np.concatenate([a + b, a - b], axis=1)) < TOL[dtype]
+
+
+def kronecker(x: np.ndarray, m: int, p: int, *, signs=None, inverse=False) -> np.ndarray:
+    """The normalized reference ``(H_m (x) H_p)`` without the ``n x n`` matrix: ``H_m X H_p^T``
+    on each row read as an ``(m, p)`` matrix (float64)."""
+    hm, hp = hadamard.get(m).astype(np.float64), hadamard.get(p).astype(np.float64)
+    s = np.ones(m * p) if signs is None else np.asarray(signs, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    if inverse:
+        y = (hm.T @ x.reshape(-1, m, p) @ hp).reshape(x.shape)
+        return s * y / np.sqrt(m * p)
+    y = (hm @ (s * x).reshape(-1, m, p) @ hp.T).reshape(x.shape)
+    return y / np.sqrt(m * p)
+
+
+@pytest.mark.parametrize(
+    ("m", "p", "dtype", "straight_line"),
+    [
+        (12, 1024, np.float32, False),  # 48 KiB rows: the table (12 sub-rows 4 KiB apart crowd L1 sets)
+        (28, 512, np.float64, False),
+        (44, 2, np.float32, False),  # sub-rows shorter than a vector: the bundled table
+        (12, 512, np.float32, True),  # 24 KiB rows, within the L1d
+        (172, 16, np.float64, True),  # m = 172 compiled as straight-line code
+        (172, 64, np.float32, True),  # 43 KiB rows, but m >= 100 on short sub-rows
+    ],
+)
+def test_both_h_m_products_match_the_kronecker_form(m, p, dtype, straight_line):
+    # the route is part of what is tested: each of the two products keeps a case here
+    from hadamard import _fwht
+
+    assert hadamard.factors(m * p) == (m, p)
+    assert _fwht._register_product_fits(m, p, np.dtype(dtype).itemsize) is straight_line
+    n = m * p
+    rows = max(3, (1 << 17) // n + 1)  # over 2^16 elements: the parallel drivers
+    x = np.random.default_rng(m + p).standard_normal((rows, n)).astype(dtype)
+    s = hadamard.random_signs(n, seed=2)
+    assert rel_err(hadamard.fwht(x), kronecker(x, m, p)) < TOL[dtype]
+    assert rel_err(hadamard.fwht(x, signs=s), kronecker(x, m, p, signs=s)) < TOL[dtype]
+    assert rel_err(hadamard.fwht(x, signs=s, inverse=True), kronecker(x, m, p, signs=s, inverse=True)) < TOL[dtype]
+    # a row's result does not depend on the batch around it (serial or parallel, any grouping)
+    assert np.array_equal(hadamard.fwht(x[:1]), hadamard.fwht(x)[:1])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
