@@ -461,12 +461,12 @@ def _register_product_fits(m: int, p: int, itemsize: int) -> bool:
     """Whether rows of ``m * p`` values go through the straight-line ``H_m`` product
     (``_fwht_kernels._register_product_rows``) rather than the table in memory.
 
-    ``m`` small enough to compile and sub-rows of at least one vector; then rows that fit
-    in L1, or a large ``m`` (whose many additions per value loaded hide the reloads from
+    ``m`` small enough to compile and sub-rows of at least a quarter vector (8 bytes;
+    shorter sub-rows than a vector take narrower vectors); then rows that fit in L1, or a large ``m`` (whose many additions per value loaded hide the reloads from
     L2) on sub-rows short enough that the ``m`` of them do not crowd the same L1 sets.
     """
     kernels = _kernels()
-    if not (1 < m <= kernels.REGISTER_PRODUCT_MAX_M and p * itemsize >= kernels.VECTOR_BYTES):
+    if not (1 < m <= kernels.REGISTER_PRODUCT_MAX_M and 4 * p * itemsize >= kernels.VECTOR_BYTES):
         return False
     if m * p * itemsize <= kernels.REGISTER_PRODUCT_ROW_BYTES:
         return True

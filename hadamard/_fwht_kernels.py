@@ -57,13 +57,16 @@ Why the code looks the way it does (each point was measured):
   (:func:`_gather_levels`; 1.08-1.29x against a copy and then the levels);
   the copy out of it as explicit vectors measured no better than numba's
   loop (0.87-1.08x) and is not done.
-* Where the rows fit in L1 (and for ``m >= 100`` on short sub-rows) the
-  ``H_m`` part is instead straight-line code compiled for that one matrix
-  (:func:`_hm_columns`): the same Four-Russians sums with the codes and
-  signs fixed, on ``m`` vectors of one column, right after the ``H_p``
-  levels of a group of rows: no table in memory, no multiply by a sign, no
-  scratch (1.5-2.4x against the table). Each ``(m, transposed)`` compiles on
-  first use; numba caches it like the other kernels.
+* For ``m <= 172``, where the rows fit in L1 (and for ``m >= 100`` on short
+  sub-rows), the ``H_m`` part is instead straight-line code compiled for that
+  one matrix (:func:`_hm_columns`): the same Four-Russians sums with the
+  codes and signs fixed, on ``m`` vectors of one column, right after the
+  ``H_p`` levels of a group of rows: no table in memory, no multiply by a
+  sign, no scratch (1.5-2.4x against the table; sub-rows of 2 or 4 values
+  take half or quarter vectors, 1.2-5x against the bundled table, except
+  float32 ``172 * 2`` at 0.94x). Each ``(m, transposed)`` compiles on first
+  use; numba caches it like the other kernels. The table remains for larger
+  ``m`` and for long rows.
 """
 
 from __future__ import annotations
@@ -890,25 +893,28 @@ def _hm_network(builder, xs, h):
 
 
 @intrinsic
-def _hm_columns(typingctx, arr, start, p, scale, kind):
+def _hm_columns(typingctx, arr, start, p, scale, kind, narrow):
     """``scale * H_m`` (or its transpose) on one vector of columns of an ``(m, p)`` row, in place:
-    the ``m`` vectors ``arr[start + i*p : ... + lanes]``, ``i < m``.
+    the ``m`` vectors ``arr[start + i*p : ... + width]``, ``i < m``, ``width = lanes >> narrow``
+    (``narrow`` a compile-time constant: 1 and 2 serve sub-rows shorter than a vector).
 
     ``kind`` must be a compile-time constant, :func:`_product_kind` of ``(m, transposed)``:
     the matrix is built into the code (:func:`_hm_network`). LLVM keeps what it can of the
     ``m`` inputs, ``m/4`` tables of 8 and ``m`` outputs in registers and spills the rest;
     even at ``m = 172`` that beat the table in memory.
     """
-    if not (isinstance(kind, types.IntegerLiteral) and isinstance(arr, types.Array)
-            and arr.dtype in (types.float32, types.float64)):
+    if not (isinstance(kind, types.IntegerLiteral) and isinstance(narrow, types.IntegerLiteral)
+            and isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
         return None
     m, transposed = divmod(kind.literal_value, 2)
     h = _hadamard_matrix(m)
     h = h.T if transposed else h
-    sig = types.void(arr, start, p, scale, kind)
+    sig = types.void(arr, start, p, scale, kind, narrow)
 
     def codegen(context, builder, signature, args):
         data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
+        lanes = max(1, lanes >> narrow.literal_value)
+        vty = ir.VectorType(fty, lanes)
         i32, i64 = ir.IntType(32), ir.IntType(64)
         s0, stride = _as_i64(builder, args[1]), _as_i64(builder, args[2])
         ptrs = [builder.bitcast(builder.gep(data, [builder.add(s0, builder.mul(stride, ir.Constant(i64, i)))]),
@@ -950,9 +956,16 @@ def _register_product_rows(x, start, stop, p, pre, post, scale, reg, block, kind
                 for i in range(n):
                     row[i] *= pre[i]
         _sylvester_rows(g, p, reg, block, 1.0)
-        for r in range(0, g.size, n):
-            for c in range(0, p, lanes):
-                _hm_columns(g, r + c, p, scale, kind)
+        if p >= lanes:
+            for r in range(0, g.size, n):
+                for c in range(0, p, lanes):
+                    _hm_columns(g, r + c, p, scale, kind, 0)
+        elif 2 * p >= lanes:
+            for r in range(0, g.size, n):
+                _hm_columns(g, r, p, scale, kind, 1)
+        else:
+            for r in range(0, g.size, n):
+                _hm_columns(g, r, p, scale, kind, 2)
         if post.size:
             for r in range(0, g.size, n):
                 row = g[r : r + n]

@@ -72,10 +72,10 @@ def test_large_out_of_place_results_start_on_a_cache_line(dtype, axis):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-# sub-rows of 1 ... 64 values: 40 = 20 * 2 and (float32) 80 = 20 * 4 go through the bundled
-# driver, whose copy-in does the signs and the first levels in one kernel; 12 * 8 ... 12 * 64
-# (and float64 20 * 4) through the straight-line product, which takes the signs in passes of their own
-@pytest.mark.parametrize("n", [1, 16, 12, 40, 80, 12 * 8, 36 * 16, 28 * 32, 12 * 64, 1024])
+# sub-rows of 2 ... 64 values: 40 = 20 * 2, 80, 12 * 8 ... 12 * 64 go through the straight-line
+# product (which takes the signs in passes of their own), 376 = 188 * 2 through the bundled
+# table, whose copy-in does the signs and the first levels in one kernel
+@pytest.mark.parametrize("n", [1, 16, 12, 40, 80, 12 * 8, 36 * 16, 28 * 32, 12 * 64, 188 * 2, 1024])
 @pytest.mark.parametrize("normalized", [True, False])
 def test_signs_and_inverse_match_dense(n, normalized, dtype):
     x = np.random.default_rng(1).standard_normal((9, n)).astype(dtype)
@@ -121,7 +121,8 @@ def kronecker(x: np.ndarray, m: int, p: int, *, signs=None, inverse=False) -> np
     [
         (12, 1024, np.float32, False),  # 48 KiB rows: the table (12 sub-rows 4 KiB apart crowd L1 sets)
         (28, 512, np.float64, False),
-        (44, 2, np.float32, False),  # sub-rows shorter than a vector: the bundled table
+        (188, 4, np.float32, False),  # m above REGISTER_PRODUCT_MAX_M, short sub-rows: the bundled table
+        (44, 2, np.float32, True),  # sub-rows of a quarter vector
         (12, 512, np.float32, True),  # 24 KiB rows, within the L1d
         (172, 16, np.float64, True),  # m = 172 compiled as straight-line code
         (172, 64, np.float32, True),  # 43 KiB rows, but m >= 100 on short sub-rows
