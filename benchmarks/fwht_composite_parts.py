@@ -1,16 +1,21 @@
 """Where the time of a composite FWHT (n = m * 2^k) goes: its parts, on one row kept in cache.
 
 For each order, one row is transformed over and over (so memory bandwidth is out of the
-picture) by the kernels that ``hadamard.fwht`` runs for it, one part at a time:
+picture) by the table kernels, one part at a time:
 
 * butterflies: ``H_p`` on the m sub-rows of length p = 2^k (``_sylvester_rows``);
 * table: the Four-Russians sums of every group of 4 sub-rows (``_group_table``);
 * dense: the whole ``H_m`` part, table included (``_dense_part``).
 
 Prints nanoseconds per element (median of repeats), one thread. The output passes of the
-dense part cost ``dense - table``.
+dense part cost ``dense - table``. ``hadamard.fwht`` runs these table kernels for rows
+longer than 32 KiB (most ``m < 100``) and for ``m > 172``; other orders take the
+straight-line product (``_register_product_rows``), which this script does not time
+(``fwht_kernel_ab.py`` and ``bench_fwht.py`` do), but the table figures stay the baseline
+it is compared with.
 
-``--bundled``: instead, the driver of short sub-rows (``_bundled_rows``, p <= 64 with sub-rows
+``--bundled``: instead, the driver of short sub-rows (``_bundled_rows``, p <= 64, which
+``hadamard.fwht`` now takes only for ``m > 172``; with sub-rows
 of at least one run of registers, written straight back to the rows) on a ~64 MiB batch,
 stopped after each stage -- the copy into the scratch with the butterflies, then the
 table, then the whole transform -- the three timed in turn. Run from the repository root::
