@@ -454,6 +454,26 @@ def _prefetch(typingctx, arr, start):
     return sig, codegen
 
 
+def _strided_kernel(emit):
+    """An intrinsic ``(arr, start, h)`` on a float32/float64 array, in place, whose body
+    ``emit(builder, data, lanes, vty, align, start, h)`` writes (``start`` and ``h`` as i64)."""
+
+    @intrinsic
+    def kernel(typingctx, arr, start, h):
+        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
+            return None
+        sig = types.void(arr, start, h)
+
+        def codegen(context, builder, signature, args):
+            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
+            emit(builder, data, lanes, vty, align, _as_i64(builder, args[1]), _as_i64(builder, args[2]))
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return kernel
+
+
 def _columns_kernel(radix, legs_first=False):
     """An intrinsic ``(arr, start, h)``: levels ``h .. radix*h/2`` on ``VECTORS`` vectors.
 
@@ -469,38 +489,27 @@ def _columns_kernel(radix, legs_first=False):
     """
     cols = max(1, VECTORS // radix)
 
-    @intrinsic
-    def kernel(typingctx, arr, start, h):
-        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
-            return None
-        sig = types.void(arr, start, h)
+    def emit(builder, data, lanes, vty, align, start, h):
+        i64 = ir.IntType(64)
+        ptrs = []
+        for c in range(cols):
+            for r in range(radix):
+                off = builder.add(start, builder.add(builder.mul(h, ir.Constant(i64, r)), ir.Constant(i64, c * lanes)))
+                ptrs.append(builder.bitcast(builder.gep(data, [off]), vty.as_pointer()))
+        vs = [builder.load(q, align=align) for q in ptrs]
+        if legs_first:
+            for r in range(radix):
+                leg = vs[r::radix]
+                _in_register_network(builder, leg, lanes, vty, cols * lanes)
+                vs[r::radix] = leg
+        for c in range(cols):
+            col = vs[c * radix : (c + 1) * radix]
+            _butterfly_network(builder, col)
+            vs[c * radix : (c + 1) * radix] = col
+        for q, v in zip(ptrs, vs):
+            builder.store(v, q, align=align)
 
-        def codegen(context, builder, signature, args):
-            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-            i64 = ir.IntType(64)
-            start_, h_ = _as_i64(builder, args[1]), _as_i64(builder, args[2])
-            ptrs = []
-            for c in range(cols):
-                for r in range(radix):
-                    off = builder.add(start_, builder.add(builder.mul(h_, ir.Constant(i64, r)), ir.Constant(i64, c * lanes)))
-                    ptrs.append(builder.bitcast(builder.gep(data, [off]), vty.as_pointer()))
-            vs = [builder.load(q, align=align) for q in ptrs]
-            if legs_first:
-                for r in range(radix):
-                    leg = vs[r::radix]
-                    _in_register_network(builder, leg, lanes, vty, cols * lanes)
-                    vs[r::radix] = leg
-            for c in range(cols):
-                col = vs[c * radix : (c + 1) * radix]
-                _butterfly_network(builder, col)
-                vs[c * radix : (c + 1) * radix] = col
-            for q, v in zip(ptrs, vs):
-                builder.store(v, q, align=align)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return kernel
+    return _strided_kernel(emit)
 
 
 def _split_blocks_kernel(legs):
@@ -515,40 +524,28 @@ def _split_blocks_kernel(legs):
     left inside each ``h``-long part fits one radix-32 pass in L1.
     """
 
-    @intrinsic
-    def kernel(typingctx, arr, start, h):
-        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
-            return None
-        sig = types.void(arr, start, h)
-
-        def codegen(context, builder, signature, args):
-            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-            i64 = ir.IntType(64)
-            start_, h_ = _as_i64(builder, args[1]), _as_i64(builder, args[2])
-            ptrs = []
+    def emit(builder, data, lanes, vty, align, start, h):
+        i64 = ir.IntType(64)
+        ptrs = []
+        for j in range(legs):
+            vptr = builder.bitcast(builder.gep(data, [builder.add(start, builder.mul(h, ir.Constant(i64, j)))]), vty.as_pointer())
+            ptrs.append([builder.gep(vptr, [ir.Constant(i64, k)]) for k in range(VECTORS)])
+        last = None
+        for j in range(legs):
+            vs = [builder.load(q, align=align) for q in ptrs[j]]
+            _in_register_network(builder, vs, lanes, vty, VECTORS * lanes)
+            if j < legs - 1:
+                for q, v in zip(ptrs[j], vs):
+                    builder.store(v, q, align=align)
+            else:
+                last = vs
+        for k in range(VECTORS):
+            col = [builder.load(ptrs[j][k], align=align) for j in range(legs - 1)] + [last[k]]
+            _butterfly_network(builder, col)
             for j in range(legs):
-                base = builder.add(start_, builder.mul(h_, ir.Constant(i64, j)))
-                vptr = builder.bitcast(builder.gep(data, [base]), vty.as_pointer())
-                ptrs.append([builder.gep(vptr, [ir.Constant(i64, k)]) for k in range(VECTORS)])
-            last = None
-            for j in range(legs):
-                vs = [builder.load(q, align=align) for q in ptrs[j]]
-                _in_register_network(builder, vs, lanes, vty, VECTORS * lanes)
-                if j < legs - 1:
-                    for q, v in zip(ptrs[j], vs):
-                        builder.store(v, q, align=align)
-                else:
-                    last = vs
-            for k in range(VECTORS):
-                col = [builder.load(ptrs[j][k], align=align) for j in range(legs - 1)] + [last[k]]
-                _butterfly_network(builder, col)
-                for j in range(legs):
-                    builder.store(col[j], ptrs[j][k], align=align)
-            return context.get_dummy_value()
+                builder.store(col[j], ptrs[j][k], align=align)
 
-        return sig, codegen
-
-    return kernel
+    return _strided_kernel(emit)
 
 
 _split_blocks_4 = _split_blocks_kernel(4)
