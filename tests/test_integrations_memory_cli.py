@@ -48,24 +48,28 @@ class PeakRSS:
 
 
 def _gptq_model(layers):
-    model = tiny("llama", hidden=128, heads=2, kv_heads=1, head_dim=64, intermediate=512, layers=layers, vocab=64)
+    model = tiny("llama", hidden=128, heads=2, kv_heads=1, head_dim=64, intermediate=2048, layers=layers, vocab=64)
     return integrations.rotate_model(model)
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
 def test_layer_by_layer_peak_memory_is_about_one_layer():
-    # GPTQ Hessians (down_proj: 512^2 floats) dominate a layer's working set;
-    # holding every layer's at once would add 6 x 2.5 MiB.  The peak must stay
-    # near one layer's worth, whatever the depth.
+    # GPTQ's down_proj matrices (2048^2) dominate a layer's working set: the float32
+    # Hessian and, at once, its float64 copy, Cholesky factor and inverse (96-111 MiB
+    # measured for this model). Holding every layer's Hessian at once would add at least
+    # 5 x 16 MiB more, and the float64 matrices 5 x 32 MiB each. The peak must stay near
+    # one layer's worth, whatever the depth. The RSS increase of the same run varies by
+    # 3-18 MiB from one process to the next (allocator and thread-pool state), so the
+    # matrices are made large enough to stand well clear of that.
     calibration = torch.randint(0, 64, (4, 64), generator=torch.Generator().manual_seed(0))
     cfg = integrations.QuantizationConfig(weights=quant.QuantConfig(bits=3), method="gptq", act_order=False, mse_clip=False)
     integrations.quantize_model(_gptq_model(1), cfg, calibration=calibration, progress=False)  # warm up (JIT, allocator)
     model = _gptq_model(6)
     one_layer = sum(p.numel() * p.element_size() for p in model.model.layers[0].parameters())
-    hessians_one_layer = 8 * (5 * 128**2 + 512**2)  # float64 copies inside GPTQ
+    hessians_one_layer = 8 * (5 * 128**2 + 2048**2)  # float64 copies inside GPTQ
     with PeakRSS() as peak:
         integrations.quantize_model(model, cfg, calibration=calibration, progress=False)
-    assert peak.increase < 2 * (one_layer + hessians_one_layer) + 6 * 2**20, peak.increase / 2**20
+    assert peak.increase < 4 * hessians_one_layer + 2 * one_layer + 16 * 2**20, peak.increase / 2**20
 
 
 def test_cli_rejects_bad_arguments(capsys):
