@@ -462,8 +462,9 @@ def _register_product_fits(m: int, p: int, itemsize: int) -> bool:
     (``_fwht_kernels._register_product_rows``) rather than the table in memory.
 
     ``m`` small enough to compile and sub-rows of at least a quarter vector (8 bytes;
-    shorter sub-rows than a vector take narrower vectors); then rows that fit in L1, or a large ``m`` (whose many additions per value loaded hide the reloads from
-    L2) on sub-rows short enough that the ``m`` of them do not crowd the same L1 sets.
+    sub-rows shorter than a vector take narrower vectors); then rows that fit in L1,
+    or a large ``m`` (whose many additions per value loaded hide the reloads from L2)
+    on sub-rows short enough that the ``m`` of them do not crowd the same L1 sets.
     """
     kernels = _kernels()
     if not (1 < m <= kernels.REGISTER_PRODUCT_MAX_M and 4 * p * itemsize >= kernels.VECTOR_BYTES):

@@ -528,7 +528,8 @@ def _split_blocks_kernel(legs):
         i64 = ir.IntType(64)
         ptrs = []
         for j in range(legs):
-            vptr = builder.bitcast(builder.gep(data, [builder.add(start, builder.mul(h, ir.Constant(i64, j)))]), vty.as_pointer())
+            base = builder.add(start, builder.mul(h, ir.Constant(i64, j)))
+            vptr = builder.bitcast(builder.gep(data, [base]), vty.as_pointer())
             ptrs.append([builder.gep(vptr, [ir.Constant(i64, k)]) for k in range(VECTORS)])
         last = None
         for j in range(legs):
