@@ -389,11 +389,7 @@ def _group_codes(m: int, dtype: str, transpose: bool) -> tuple[np.ndarray, np.nd
     """
     if m == 1:
         return np.zeros((1, 0), dtype=np.int64), np.zeros((1, 0), dtype=np.dtype(dtype))
-    h = _dense_factor(m, dtype, transpose).reshape(m, m // 4, 4)
-    first = h[:, :, 0]
-    differs = h[:, :, 1:] != first[:, :, None]
-    codes = (differs * np.array([1, 2, 4])).sum(axis=2).astype(np.int64)
-    return codes, np.ascontiguousarray(first)
+    return _kernels().group_codes(_dense_factor(m, dtype, transpose))
 
 
 _TABLE_BYTES = 32768
@@ -440,10 +436,11 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
     if _register_product_fits(spec.m, spec.p, itemsize):
         serial, parallel = _register_product_drivers(spec.m, spec.transposed)
         args = (work, spec.p, spec.pre, spec.post, spec.scale, reg, block)
-        if work.size <= _SERIAL_MAX_ELEMENTS or work.shape[0] == 1 or kernels.numba_threads() == 1:
+        threads = 1 if work.size <= _SERIAL_MAX_ELEMENTS or work.shape[0] == 1 else kernels.numba_threads()
+        if threads == 1:
             serial(*args)
         else:
-            parallel(*args, max(1, -(-work.shape[0] // (kernels.numba_threads() * _TASKS_PER_THREAD))))
+            parallel(*args, max(1, -(-work.shape[0] // (threads * _TASKS_PER_THREAD))))
         return
     args = (work, spec.p, spec.codes, spec.gsigns, spec.w, spec.pre, spec.post, spec.scale, reg, block)
     if work.size <= _SERIAL_MAX_ELEMENTS or work.shape[0] == 1:

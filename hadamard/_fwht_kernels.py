@@ -140,6 +140,29 @@ def _fma(builder, a, b, c):
     return builder.call(fn, [a, b, c])
 
 
+def _tree_sum(builder, values):
+    """The sum of the LLVM values as a balanced tree (short dependency chains)."""
+    if len(values) == 1:
+        return values[0]
+    half = len(values) // 2
+    return builder.fadd(_tree_sum(builder, values[:half]), _tree_sum(builder, values[half:]))
+
+
+def _splat(builder, value, vty):
+    """The scalar ``value`` in every lane of a vector of type ``vty``."""
+    i32 = ir.IntType(32)
+    first = builder.insert_element(ir.Constant(vty, None), value, ir.Constant(i32, 0))
+    return builder.shuffle_vector(first, ir.Constant(vty, None), ir.Constant(ir.VectorType(i32, vty.count), [0] * vty.count))
+
+
+def _signed_sums(builder, x0, x1, x2, x3):
+    """The 8 sums ``x0 +- x1 +- x2 +- x3``, sum ``e`` with ``x_j`` subtracted where bit ``j-1``
+    of ``e`` is set: 14 additions, in the order the Four-Russians tables are built."""
+    u0, u1 = builder.fadd(x0, x1), builder.fsub(x0, x1)
+    v = [builder.fadd(u0, x2), builder.fadd(u1, x2), builder.fsub(u0, x2), builder.fsub(u1, x2)]
+    return [builder.fadd(t, x3) for t in v] + [builder.fsub(t, x3) for t in v]
+
+
 def _butterfly_network(builder, vs, width=None):
     """Emit the Sylvester butterflies over the list of LLVM vectors ``vs`` (in place),
     within each run of ``width`` vectors (default: all of them)."""
@@ -209,39 +232,6 @@ _wht_in_registers = _in_registers_kernel()
 
 
 @intrinsic
-def _wht_two_blocks(typingctx, arr, start):
-    """All in-register levels of the two blocks at ``arr[start:]`` and the one level across them.
-
-    The first block is transformed and stored, the second transformed in registers, then
-    the first read back for the level across: never more than one block in registers (a
-    16-vector kernel spilled), and one level more than :func:`_wht_in_registers` per pass
-    over memory. Where that leaves 4 levels for one radix-16 pass (float32 n = 2^11,
-    float64 n = 2^10) a row takes 2 passes instead of 3 (1.08-1.16x, same bits).
-    """
-    if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
-        return None
-    sig = types.void(arr, start)
-
-    def codegen(context, builder, signature, args):
-        data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-        vptr = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), vty.as_pointer())
-        ptrs = [builder.gep(vptr, [ir.Constant(ir.IntType(64), k)]) for k in range(2 * VECTORS)]
-        first = [builder.load(q, align=align) for q in ptrs[:VECTORS]]
-        _in_register_network(builder, first, lanes, vty, VECTORS * lanes)
-        for q, v in zip(ptrs, first):
-            builder.store(v, q, align=align)
-        second = [builder.load(q, align=align) for q in ptrs[VECTORS:]]
-        _in_register_network(builder, second, lanes, vty, VECTORS * lanes)
-        for k in range(VECTORS):
-            a = builder.load(ptrs[k], align=align)
-            builder.store(builder.fadd(a, second[k]), ptrs[k], align=align)
-            builder.store(builder.fsub(a, second[k]), ptrs[VECTORS + k], align=align)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
 def _sum_table_rows(typingctx, table, offsets, gsigns, i0, count, k, dst, d0):
     """``dst[d0:d0+VECTORS*lanes] <- sum over q < count of
     gsigns[i0+q] * table[offsets[i0+q]+k : ... + VECTORS*lanes]``.
@@ -269,25 +259,16 @@ def _sum_table_rows(typingctx, table, offsets, gsigns, i0, count, k, dst, d0):
         out = context.make_array(signature.args[6])(context, builder, args[6]).data
         i0, count, k, d0 = (_as_i64(builder, args[j]) for j in (3, 4, 5, 7))
         optr = builder.bitcast(builder.gep(out, [d0]), vty.as_pointer())
-        i32 = ir.IntType(32)
 
         def term(q):
             """The signs ``gsigns[i0+q]`` (splat) and the address of table row ``offsets[i0+q]``."""
             j = builder.add(i0, q)
             off = _as_i64(builder, builder.load(builder.gep(offs, [j])))
             s = builder.load(builder.gep(signs, [j]))
-            splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vty, None), s, ir.Constant(i32, 0)),
-                                           ir.Constant(vty, None), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
-            return splat, builder.bitcast(builder.gep(data, [builder.add(off, k)]), vty.as_pointer())
+            return _splat(builder, s, vty), builder.bitcast(builder.gep(data, [builder.add(off, k)]), vty.as_pointer())
 
         def load(ptr, v):
             return builder.load(builder.gep(ptr, [ir.Constant(i64, v)]), align=align)
-
-        def tree(values):
-            if len(values) == 1:
-                return values[0]
-            half = len(values) // 2
-            return builder.fadd(tree(values[:half]), tree(values[half:]))
 
         def store(v, value):
             builder.store(value, builder.gep(optr, [ir.Constant(i64, v)]), align=align)
@@ -303,7 +284,7 @@ def _sum_table_rows(typingctx, table, offsets, gsigns, i0, count, k, dst, d0):
             builder.position_at_end(case)
             terms = [term(ir.Constant(i64, q)) for q in range(c)]
             for v in range(VECTORS):
-                store(v, tree([builder.fmul(s, load(ptr, v)) for s, ptr in terms]))
+                store(v, _tree_sum(builder, [builder.fmul(s, load(ptr, v)) for s, ptr in terms]))
             builder.branch(done)
         # more groups: a loop, the VECTORS partial sums carried in registers
         builder.position_at_end(loop)
@@ -358,10 +339,7 @@ def _group_sums(typingctx, src, s0, p, table, t0, w):
             return builder.bitcast(builder.gep(base, [off]), vty.as_pointer())
 
         for c in range(GROUP_COLUMNS):
-            x0, x1, x2, x3 = (builder.load(at(data, s0, p, r, c), align=align) for r in range(4))
-            u0, u1 = builder.fadd(x0, x1), builder.fsub(x0, x1)
-            v = [builder.fadd(u0, x2), builder.fadd(u1, x2), builder.fsub(u0, x2), builder.fsub(u1, x2)]
-            sums = [builder.fadd(t, x3) for t in v] + [builder.fsub(t, x3) for t in v]
+            sums = _signed_sums(builder, *(builder.load(at(data, s0, p, r, c), align=align) for r in range(4)))
             for e, value in enumerate(sums):
                 builder.store(value, at(out, t0, w, e, c), align=align)
         return context.get_dummy_value()
@@ -517,11 +495,11 @@ def _split_blocks_kernel(legs):
     ``arr[start + j*h:]`` (``j < legs``, ``VECTORS`` vectors each), then the
     ``log2(legs)`` levels across them.
 
-    :func:`_wht_two_blocks` with the blocks ``h`` apart: every block but the last is
-    transformed and stored, the last kept in registers, then the others read back
-    (from L1) vector by vector for the levels across. With ``h`` a fraction of a row,
-    one pass over memory does the first and the widest levels of the row, and what is
-    left inside each ``h``-long part fits one radix-32 pass in L1.
+    Every block but the last is transformed and stored, the last kept in registers, then
+    the others read back (from L1) vector by vector for the levels across. With ``h`` one
+    block (``legs = 2``), one pass over memory does one level more than the in-register
+    blocks alone; with ``h`` a fraction of a row, it does the first and the widest levels
+    of the row, and what is left inside each ``h``-long part fits one radix-32 pass in L1.
     """
 
     def emit(builder, data, lanes, vty, align, start, h):
@@ -549,6 +527,11 @@ def _split_blocks_kernel(legs):
     return _strided_kernel(emit)
 
 
+# two blocks side by side (h = one block): one level more than _wht_in_registers per pass
+# over memory, with never more than one block in registers (a 16-vector kernel spilled);
+# where that leaves 4 levels for one radix-16 pass (float32 n = 2^11, float64 n = 2^10) a
+# row takes 2 passes instead of 3 (1.08-1.16x, same bits)
+_split_blocks_2 = _split_blocks_kernel(2)
 _split_blocks_4 = _split_blocks_kernel(4)
 _split_row_2 = _columns_kernel(2, legs_first=True)
 _split_row_4 = _columns_kernel(4, legs_first=True)
@@ -683,7 +666,7 @@ def _two_block_levels(a, reg, ahead):
     for k in range(0, a.size, 2 * reg):
         _prefetch(a, k + ahead)
         _prefetch(a, k + reg + ahead)
-        _wht_two_blocks(a, k)
+        _split_blocks_2(a, k, reg)
 
 
 @njit(cache=True)
@@ -849,6 +832,18 @@ the reloads (float32 100x256 1.07x, 140x64 1.18x, 172x64 1.27x, 172x256 1.08x; f
 172x64 1.15x); 2 and 4 KiB sub-rows were 0.83-0.95x."""
 
 
+def group_codes(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The +-1 matrix ``h`` (``m x m``, ``m`` a multiple of 4) in the form the Four-Russians
+    products read, ``(codes, gsigns)`` of shape ``(m, m/4)``:
+    ``h[i, 4q + k] = gsigns[i, q] * (-1)^(bit k-1 of codes[i, q])`` for ``k = 1, 2, 3`` (and
+    ``gsigns[i, q]`` for ``k = 0``), ``codes[i, q]`` the index of the sum of
+    :func:`_signed_sums` that row ``i`` takes from group ``q``."""
+    g = np.asarray(h).reshape(h.shape[0], h.shape[1] // 4, 4)
+    first = g[:, :, 0]
+    codes = ((g[:, :, 1:] != first[:, :, None]) * np.array([1, 2, 4])).sum(axis=2).astype(np.int64)
+    return codes, np.ascontiguousarray(first)
+
+
 def _product_kind(m: int, transposed: bool) -> int:
     """The compile-time constant that names ``H_m`` (or its transpose) to :func:`_hm_columns`."""
     return 2 * m + int(transposed)
@@ -860,33 +855,18 @@ def _hm_network(builder, xs, h):
     known when compiling, so a term is one addition or subtraction of a table entry held in
     a register (no table in memory, no multiply by a sign). Each output sums its positive
     and its negative terms as two balanced trees (short dependency chains)."""
-    m = len(xs)
-    tables = []
-    for q in range(m // 4):
-        x0, x1, x2, x3 = xs[4 * q : 4 * q + 4]
-        u0, u1 = builder.fadd(x0, x1), builder.fsub(x0, x1)
-        v = [builder.fadd(u0, x2), builder.fadd(u1, x2), builder.fsub(u0, x2), builder.fsub(u1, x2)]
-        tables.append([builder.fadd(t, x3) for t in v] + [builder.fsub(t, x3) for t in v])
-
-    def tree(values):
-        if len(values) == 1:
-            return values[0]
-        half = len(values) // 2
-        return builder.fadd(tree(values[:half]), tree(values[half:]))
-
+    tables = [_signed_sums(builder, *xs[4 * q : 4 * q + 4]) for q in range(len(xs) // 4)]
+    codes, gsigns = group_codes(h)
     out = []
-    for i in range(m):
-        plus, minus = [], []
-        for q in range(m // 4):
-            row = h[i, 4 * q : 4 * q + 4]
-            code = sum(1 << (k - 1) for k in (1, 2, 3) if row[k] != row[0])
-            (plus if row[0] > 0 else minus).append(tables[q][code])
+    for code_row, sign_row in zip(codes, gsigns):
+        plus = [tables[q][c] for q, (c, s) in enumerate(zip(code_row, sign_row)) if s > 0]
+        minus = [tables[q][c] for q, (c, s) in enumerate(zip(code_row, sign_row)) if s < 0]
         if plus and minus:
-            out.append(builder.fsub(tree(plus), tree(minus)))
+            out.append(builder.fsub(_tree_sum(builder, plus), _tree_sum(builder, minus)))
         elif plus:
-            out.append(tree(plus))
+            out.append(_tree_sum(builder, plus))
         else:
-            out.append(builder.fneg(tree(minus)))
+            out.append(builder.fneg(_tree_sum(builder, minus)))
     return out
 
 
@@ -913,14 +893,12 @@ def _hm_columns(typingctx, arr, start, p, scale, kind, narrow):
         data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
         lanes = max(1, lanes >> narrow.literal_value)
         vty = ir.VectorType(fty, lanes)
-        i32, i64 = ir.IntType(32), ir.IntType(64)
+        i64 = ir.IntType(64)
         s0, stride = _as_i64(builder, args[1]), _as_i64(builder, args[2])
         ptrs = [builder.bitcast(builder.gep(data, [builder.add(s0, builder.mul(stride, ir.Constant(i64, i)))]),
                                 vty.as_pointer()) for i in range(m)]
         ys = _hm_network(builder, [builder.load(q, align=align) for q in ptrs], h)
-        factor = context.cast(builder, args[3], signature.args[3], signature.args[0].dtype)
-        splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vty, None), factor, ir.Constant(i32, 0)),
-                                       ir.Constant(vty, None), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+        splat = _splat(builder, context.cast(builder, args[3], signature.args[3], signature.args[0].dtype), vty)
         for q, y in zip(ptrs, ys):
             builder.store(builder.fmul(y, splat), q, align=align)
         return context.get_dummy_value()
@@ -949,10 +927,7 @@ def _register_product_rows(x, start, stop, p, pre, post, scale, reg, block, kind
     for r0 in range(start, stop, rows):
         g = flat[r0 * n : min(stop, r0 + rows) * n]
         if pre.size:
-            for r in range(0, g.size, n):
-                row = g[r : r + n]  # a slice view: computed indices would keep the loop scalar
-                for i in range(n):
-                    row[i] *= pre[i]
+            _times_each_row(g, n, pre)
         _sylvester_rows(g, p, reg, block, 1.0)
         if p >= lanes:
             for r in range(0, g.size, n):
@@ -965,10 +940,16 @@ def _register_product_rows(x, start, stop, p, pre, post, scale, reg, block, kind
             for r in range(0, g.size, n):
                 _hm_columns(g, r, p, scale, kind, 2)
         if post.size:
-            for r in range(0, g.size, n):
-                row = g[r : r + n]
-                for i in range(n):
-                    row[i] *= post[i]
+            _times_each_row(g, n, post)
+
+
+@njit(cache=True)
+def _times_each_row(g, n, v):
+    """Each length-``n`` row of the flat ``g`` times ``v``, elementwise."""
+    for r in range(0, g.size, n):
+        row = g[r : r + n]  # a slice view: computed indices would keep the loop scalar
+        for i in range(n):
+            row[i] *= v[i]
 
 
 def register_product_drivers(m: int, transposed: bool):
