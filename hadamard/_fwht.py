@@ -461,14 +461,24 @@ def _register_product_fits(m: int, p: int, itemsize: int) -> bool:
     ``m`` small enough to compile and sub-rows of at least a quarter vector (8 bytes;
     sub-rows shorter than a vector take narrower vectors); then rows that fit in L1,
     or a large ``m`` (whose many additions per value loaded hide the reloads from L2)
-    on sub-rows short enough that the ``m`` of them do not crowd the same L1 sets.
+    on sub-rows short enough that the ``m`` of them do not crowd the same L1 sets, or on
+    sub-rows of any length where ``H_m`` has circulant blocks (its product reads each
+    input once, into a table on the stack: ``_fwht_kernels.circulant_blocks``).
     """
     kernels = _kernels()
     if not (1 < m <= kernels.REGISTER_PRODUCT_MAX_M and 4 * p * itemsize >= kernels.VECTOR_BYTES):
         return False
     if m * p * itemsize <= kernels.REGISTER_PRODUCT_ROW_BYTES:
         return True
-    return m >= kernels.REGISTER_PRODUCT_LARGE_M and p * itemsize <= kernels.REGISTER_PRODUCT_LARGE_M_SUB_ROW_BYTES
+    if m < kernels.REGISTER_PRODUCT_LARGE_M:
+        return False
+    return p * itemsize <= kernels.REGISTER_PRODUCT_LARGE_M_SUB_ROW_BYTES or _has_circulant_blocks(m)
+
+
+@lru_cache(maxsize=None)
+def _has_circulant_blocks(m: int) -> bool:
+    # H_m^T has circulant blocks when H_m has: the transpose of a circulant is one
+    return _kernels().circulant_blocks(get(m)) is not None
 
 
 @lru_cache(maxsize=None)

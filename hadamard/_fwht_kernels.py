@@ -67,6 +67,14 @@ Why the code looks the way it does (each point was measured):
   float32 ``172 * 2`` at 0.94x). Each ``(m, transposed)`` compiles on first
   use; numba caches it like the other kernels. The table remains for larger
   ``m`` and for long rows.
+* Straight-line code for every output of a large ``m`` is ``m**2 / 4``
+  instructions, more than the micro-op cache holds, so it runs at the rate
+  instructions are fetched and decoded. Where ``H_m`` is a 4 x 4 array of
+  circulant blocks (Williamson's construction), output ``r`` of a block row
+  takes the same table entries as output 0, shifted by ``r`` groups: the
+  groups' sums go to a table on the stack and one loop body serves all ``r``
+  (:func:`_emit_circulant_product`; float32 172·2^6 1.16-1.36x, 172·2^10
+  1.6x against the table, 92·2^6 1.03x).
 """
 
 from __future__ import annotations
@@ -75,6 +83,7 @@ import numpy as np
 from llvmlite import ir
 from numba import get_num_threads as numba_threads
 from numba import literally, njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._api import get as _hadamard_matrix
@@ -829,7 +838,10 @@ REGISTER_PRODUCT_LARGE_M_SUB_ROW_BYTES = 1024
 """From ``m = REGISTER_PRODUCT_LARGE_M`` on, rows of any length take the straight-line
 product when their sub-rows are at most this long: ``m/4`` additions per value loaded hide
 the reloads (float32 100x256 1.07x, 140x64 1.18x, 172x64 1.27x, 172x256 1.08x; float64
-172x64 1.15x); 2 and 4 KiB sub-rows were 0.83-0.95x."""
+172x64 1.15x); 2 and 4 KiB sub-rows were 0.83-0.95x. Matrices with circulant blocks
+(:func:`circulant_blocks`) take it on sub-rows of any length: their product reads each
+input once, so the crowded L1 sets cost little (float32 172x1024 1.6x against the table;
+92x1024, below ``REGISTER_PRODUCT_LARGE_M``, 0.96x)."""
 
 
 def group_codes(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -870,6 +882,61 @@ def _hm_network(builder, xs, h):
     return out
 
 
+def circulant_blocks(h: np.ndarray):
+    """``(w, terms)`` if the +-1 matrix ``h`` is a 4 x 4 array of circulant ``w x w`` blocks
+    (Williamson's array), else ``None``.
+
+    Block ``(i, j)`` is ``f_ij[(s - r) mod w]`` at ``(r, s)``, so output ``r`` of block row
+    ``i`` is ``sum_t sign * T[(r + t) mod w][code]`` over ``t < w``, ``T[s]`` the 8 signed
+    sums of the four inputs ``s, w + s, 2w + s, 3w + s`` (:func:`_signed_sums`):
+    ``terms[i]`` lists ``(t, code, sign)``, the same for every ``r``.
+    """
+    m = h.shape[0]
+    if m % 4 or m < 8:
+        return None
+    w = m // 4
+    first = [[h[i * w, j * w : (j + 1) * w] for j in range(4)] for i in range(4)]
+    for i in range(4):
+        for j in range(4):
+            block = h[i * w : (i + 1) * w, j * w : (j + 1) * w]
+            if not all((block[r] == np.roll(first[i][j], r)).all() for r in range(w)):
+                return None
+    terms = []
+    for i in range(4):
+        f = np.stack(first[i])  # (4, w): the signs of input j at offset t
+        codes = ((f[1:] != f[0]) * np.array([[1], [2], [4]])).sum(axis=0)
+        terms.append([(t, int(codes[t]), int(f[0, t])) for t in range(w)])
+    return w, terms
+
+
+def _emit_circulant_product(builder, data, vty, align, s0, stride, circulant, splat):
+    """``H_m`` on the ``m`` vectors ``data[s0 + i * stride]`` for a matrix of circulant blocks
+    (:func:`circulant_blocks`): the ``w`` groups' sums into a stack table, written twice
+    over so that ``T[r + t]`` needs no wrap-around, then a loop over ``r`` whose body (the
+    4 outputs ``r, w + r, 2w + r, 3w + r``, ``m`` loads and additions) is the same for every
+    ``r``: code that fits the micro-op cache, where straight-line code for every output
+    (``m**2 / 4`` instructions) is fetched from L2."""
+    w, terms = circulant
+    i64 = ir.IntType(64)
+    table = cgutils.alloca_once(builder, vty, size=ir.Constant(i64, 16 * w))
+    ptr = lambda index: builder.bitcast(builder.gep(data, [builder.add(s0, builder.mul(stride, index))]), vty.as_pointer())
+    with cgutils.for_range(builder, ir.Constant(i64, w)) as loop:
+        xs = [builder.load(ptr(builder.add(loop.index, ir.Constant(i64, j * w))), align=align) for j in range(4)]
+        for e, v in enumerate(_signed_sums(builder, *xs)):
+            for copy in (0, w):
+                slot = builder.add(builder.mul(builder.add(loop.index, ir.Constant(i64, copy)), ir.Constant(i64, 8)), ir.Constant(i64, e))
+                builder.store(v, builder.gep(table, [slot]))
+    with cgutils.for_range(builder, ir.Constant(i64, w)) as loop:
+        base = builder.gep(table, [builder.mul(loop.index, ir.Constant(i64, 8))])
+        for i, row in enumerate(terms):
+            plus = [builder.load(builder.gep(base, [ir.Constant(i64, 8 * t + c)])) for t, c, sg in row if sg > 0]
+            minus = [builder.load(builder.gep(base, [ir.Constant(i64, 8 * t + c)])) for t, c, sg in row if sg < 0]
+            y = _tree_sum(builder, plus) if plus else None
+            if minus:
+                y = builder.fsub(y, _tree_sum(builder, minus)) if plus else builder.fneg(_tree_sum(builder, minus))
+            builder.store(builder.fmul(y, splat), ptr(builder.add(loop.index, ir.Constant(i64, i * w))), align=align)
+
+
 @intrinsic
 def _hm_columns(typingctx, arr, start, p, scale, kind, narrow):
     """``scale * H_m`` (or its transpose) on one vector of columns of an ``(m, p)`` row, in place:
@@ -879,7 +946,9 @@ def _hm_columns(typingctx, arr, start, p, scale, kind, narrow):
     ``kind`` must be a compile-time constant, :func:`_product_kind` of ``(m, transposed)``:
     the matrix is built into the code (:func:`_hm_network`). LLVM keeps what it can of the
     ``m`` inputs, ``m/4`` tables of 8 and ``m`` outputs in registers and spills the rest;
-    even at ``m = 172`` that beat the table in memory.
+    even at ``m = 172`` that beat the table in memory. A matrix of circulant blocks
+    (Williamson's: ``m = 92, 116, 156, 172``) is instead a loop whose body serves every
+    output row (:func:`_emit_circulant_product`).
     """
     if not (isinstance(kind, types.IntegerLiteral) and isinstance(narrow, types.IntegerLiteral)
             and isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
@@ -887,6 +956,7 @@ def _hm_columns(typingctx, arr, start, p, scale, kind, narrow):
     m, transposed = divmod(kind.literal_value, 2)
     h = _hadamard_matrix(m)
     h = h.T if transposed else h
+    circulant = circulant_blocks(h)
     sig = types.void(arr, start, p, scale, kind, narrow)
 
     def codegen(context, builder, signature, args):
@@ -895,10 +965,13 @@ def _hm_columns(typingctx, arr, start, p, scale, kind, narrow):
         vty = ir.VectorType(fty, lanes)
         i64 = ir.IntType(64)
         s0, stride = _as_i64(builder, args[1]), _as_i64(builder, args[2])
+        splat = _splat(builder, context.cast(builder, args[3], signature.args[3], signature.args[0].dtype), vty)
+        if circulant is not None:
+            _emit_circulant_product(builder, data, vty, align, s0, stride, circulant, splat)
+            return context.get_dummy_value()
         ptrs = [builder.bitcast(builder.gep(data, [builder.add(s0, builder.mul(stride, ir.Constant(i64, i)))]),
                                 vty.as_pointer()) for i in range(m)]
         ys = _hm_network(builder, [builder.load(q, align=align) for q in ptrs], h)
-        splat = _splat(builder, context.cast(builder, args[3], signature.args[3], signature.args[0].dtype), vty)
         for q, y in zip(ptrs, ys):
             builder.store(builder.fmul(y, splat), q, align=align)
         return context.get_dummy_value()

@@ -124,8 +124,12 @@ def kronecker(x: np.ndarray, m: int, p: int, *, signs=None, inverse=False) -> np
         (188, 4, np.float32, False),  # m above REGISTER_PRODUCT_MAX_M, short sub-rows: the bundled table
         (44, 2, np.float32, True),  # sub-rows of a quarter vector
         (12, 512, np.float32, True),  # 24 KiB rows, within the L1d
-        (172, 16, np.float64, True),  # m = 172 compiled as straight-line code
+        (172, 16, np.float64, True),  # m = 172: circulant blocks, a loop over the output rows
         (172, 64, np.float32, True),  # 43 KiB rows, but m >= 100 on short sub-rows
+        (172, 1024, np.float32, True),  # 4 KiB sub-rows: circulant blocks take rows of any length
+        (92, 2, np.float64, True),  # circulant blocks on half vectors
+        (148, 64, np.float32, True),  # m >= 100 without circulant blocks: the straight-line network
+        (108, 1024, np.float32, False),  # ... and its long sub-rows: the table
     ],
 )
 def test_both_h_m_products_match_the_kronecker_form(m, p, dtype, straight_line):
@@ -143,6 +147,27 @@ def test_both_h_m_products_match_the_kronecker_form(m, p, dtype, straight_line):
     assert rel_err(hadamard.fwht(x, signs=s, inverse=True), kronecker(x, m, p, signs=s, inverse=True)) < TOL[dtype]
     # a row's result does not depend on the batch around it (serial or parallel, any grouping)
     assert np.array_equal(hadamard.fwht(x[:1]), hadamard.fwht(x)[:1])
+
+
+@pytest.mark.parametrize("m", [12, 92, 108, 116, 172, 188])
+def test_circulant_blocks_rebuild_the_matrix(m):
+    # the (t, code, sign) terms read back give H_m (and H_m^T) entry for entry; orders
+    # that are not Williamson arrays have none
+    from hadamard import _fwht_kernels
+
+    for h in (hadamard.get(m), hadamard.get(m).T):
+        found = _fwht_kernels.circulant_blocks(h)
+        assert (found is not None) is (hadamard.recipe(m).name == "williamson")
+        if found is None:
+            continue
+        w, terms = found
+        rebuilt = np.zeros((m, m), dtype=np.int64)
+        for i, row in enumerate(terms):
+            for t, code, sign in row:
+                signs = sign * np.array([1] + [-1 if code >> (j - 1) & 1 else 1 for j in (1, 2, 3)])
+                for r in range(w):
+                    rebuilt[i * w + r, np.arange(4) * w + (r + t) % w] = signs
+        assert np.array_equal(rebuilt, h)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
