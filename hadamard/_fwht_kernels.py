@@ -74,7 +74,8 @@ Why the code looks the way it does (each point was measured):
   takes the same table entries as output 0, shifted by ``r`` groups: the
   groups' sums go to a table on the stack and one loop body serves all ``r``
   (:func:`_emit_circulant_product`; float32 172·2^6 1.16-1.36x, 172·2^10
-  1.6x against the table, 92·2^6 1.03x).
+  1.4-1.6x against the table; at 92·2^6, whose straight-line code fits that
+  cache, 0.91-1.03x, so only from ``REGISTER_PRODUCT_LARGE_M`` on).
 """
 
 from __future__ import annotations
@@ -946,9 +947,9 @@ def _hm_columns(typingctx, arr, start, p, scale, kind, narrow):
     ``kind`` must be a compile-time constant, :func:`_product_kind` of ``(m, transposed)``:
     the matrix is built into the code (:func:`_hm_network`). LLVM keeps what it can of the
     ``m`` inputs, ``m/4`` tables of 8 and ``m`` outputs in registers and spills the rest;
-    even at ``m = 172`` that beat the table in memory. A matrix of circulant blocks
-    (Williamson's: ``m = 92, 116, 156, 172``) is instead a loop whose body serves every
-    output row (:func:`_emit_circulant_product`).
+    even at ``m = 172`` that beat the table in memory. From ``REGISTER_PRODUCT_LARGE_M``
+    on, a matrix of circulant blocks (Williamson's: ``m = 116, 156, 172``) is instead a
+    loop whose body serves every output row (:func:`_emit_circulant_product`).
     """
     if not (isinstance(kind, types.IntegerLiteral) and isinstance(narrow, types.IntegerLiteral)
             and isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
@@ -956,7 +957,8 @@ def _hm_columns(typingctx, arr, start, p, scale, kind, narrow):
     m, transposed = divmod(kind.literal_value, 2)
     h = _hadamard_matrix(m)
     h = h.T if transposed else h
-    circulant = circulant_blocks(h)
+    # below REGISTER_PRODUCT_LARGE_M the straight-line code fits the micro-op cache (92x64: 0.91-1.03x)
+    circulant = circulant_blocks(h) if m >= REGISTER_PRODUCT_LARGE_M else None
     sig = types.void(arr, start, p, scale, kind, narrow)
 
     def codegen(context, builder, signature, args):

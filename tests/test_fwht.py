@@ -127,7 +127,7 @@ def kronecker(x: np.ndarray, m: int, p: int, *, signs=None, inverse=False) -> np
         (172, 16, np.float64, True),  # m = 172: circulant blocks, a loop over the output rows
         (172, 64, np.float32, True),  # 43 KiB rows, but m >= 100 on short sub-rows
         (172, 1024, np.float32, True),  # 4 KiB sub-rows: circulant blocks take rows of any length
-        (92, 2, np.float64, True),  # circulant blocks on half vectors
+        (116, 2, np.float64, True),  # circulant blocks on half vectors
         (148, 64, np.float32, True),  # m >= 100 without circulant blocks: the straight-line network
         (108, 1024, np.float32, False),  # ... and its long sub-rows: the table
     ],
