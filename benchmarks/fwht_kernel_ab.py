@@ -12,7 +12,9 @@ run-to-run noise is larger than that. Run from the repository root::
 
 A case is ``dtype:2^k`` (a power of two, ``sylvester_serial``) or ``dtype:MxP`` with
 optional ``:signs``, ``:inverse`` and ``:raw`` (unnormalized) flags (the serial driver
-``hadamard.fwht`` would take for it, with the arguments it would pass). One thread (``numba.set_num_threads(1)``).
+``hadamard.fwht`` would take for it, with the arguments it would pass; for the base, the
+driver its own revision's ``hadamard/_fwht.py`` chose, so a change of route is timed too:
+the routes are printed). One thread (``numba.set_num_threads(1)``).
 """
 
 from __future__ import annotations
@@ -36,24 +38,41 @@ from hadamard import _fwht  # noqa: E402
 from hadamard import _fwht_kernels as current  # noqa: E402
 
 KERNELS = "hadamard/_fwht_kernels.py"
+LOGIC = "hadamard/_fwht.py"
 
 
-def load_revision(rev: str, folder: str):
-    """The kernel module of git revision ``rev`` as a separate, uncached module."""
+def _load(rev: str, source: str, name: str, folder: str):
+    """File ``source`` of git revision ``rev`` as the uncached module ``hadamard.<name>``."""
     try:
-        text = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:{KERNELS}"], check=True,
+        text = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:{source}"], check=True,
                               capture_output=True, text=True).stdout
     except subprocess.CalledProcessError as exc:
-        raise SystemExit(f"cannot read {KERNELS} at revision {rev!r}: {exc.stderr.strip()}") from exc
-    path = os.path.join(folder, "fwht_kernels_base.py")
+        raise SystemExit(f"cannot read {source} at revision {rev!r}: {exc.stderr.strip()}") from exc
+    path = os.path.join(folder, f"{name}.py")
     with open(path, "w") as f:
         # numba's cache is keyed by file: a second copy must not share (or pollute) it
         f.write(text.replace("cache=True", "cache=False"))
     # named as a submodule of hadamard, so that its relative imports resolve
-    spec = importlib.util.spec_from_file_location("hadamard.fwht_kernels_base", path)
+    spec = importlib.util.spec_from_file_location(f"hadamard.{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_revision(rev: str, folder: str):
+    """``(kernels, route)`` of git revision ``rev``: its kernel module, separate and uncached,
+    and ``route(m, p, itemsize)``, whether that revision's ``hadamard.fwht`` sent such rows
+    to the straight-line product (its own ``_register_product_fits`` on its own kernel
+    constants), so that the base is timed on the route it took."""
+    module = _load(rev, KERNELS, "fwht_kernels_base", folder)
+    logic = _load(rev, LOGIC, "fwht_base", folder)
+    logic._kernels = lambda: module
+    fits = getattr(logic, "_register_product_fits", None)
+    return module, ((lambda m, p, itemsize: False) if fits is None else fits)
+
+
+def straight_line(module, route, m, p, itemsize) -> bool:
+    return m > 1 and hasattr(module, "register_product_drivers") and route(m, p, itemsize)
 
 
 def parse_case(text: str):
@@ -74,15 +93,15 @@ def parse_case(text: str):
         raise SystemExit(f"bad case {text!r}: the size must be 2^k or MxP with integers k, M, P") from None
 
 
-def runner(module, dtype, m, p, flags):
+def runner(module, route, dtype, m, p, flags):
     reg, block = module.IN_REGISTER[dtype.itemsize], module.L1_BLOCK[dtype.itemsize]
     if m == 1 and not flags & {"signs", "inverse"}:
         return lambda a: module.sylvester_serial(a, 1.0, reg, block)
     n = m * p
     signs = _fwht.random_signs(n, 0) if "signs" in flags else None
     spec = _fwht._Spec.build(n, m, p, dtype, normalized="raw" not in flags, signs=signs, inverse="inverse" in flags)
-    if hasattr(module, "register_product_drivers") and _fwht._register_product_fits(m, p, dtype.itemsize):
-        # the route hadamard.fwht takes; a base revision without it runs the table product
+    if straight_line(module, route, m, p, dtype.itemsize):
+        # the route hadamard.fwht takes (or took, at the base revision)
         serial = module.register_product_drivers(m, spec.transposed)[0]
         return lambda a: serial(a, spec.p, spec.pre, spec.post, spec.scale, reg, block)
     return lambda a: module.transform_serial(a, spec.p, spec.codes, spec.gsigns, spec.w, spec.pre, spec.post,
@@ -98,13 +117,16 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     numba.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
-        base = load_revision(args.base, folder)
+        base, base_route = load_revision(args.base, folder)
+        sides = {"base": (base, base_route), "this": (current, _fwht._register_product_fits)}
         print(f"ns per element, median of {args.repeats}, ~{args.mib} MiB, one thread; base = {args.base}")
         for text in args.cases:
             dtype, m, p, flags = parse_case(text)
             n = m * p
             src = np.random.default_rng(n).standard_normal((max(1, (args.mib << 20) // (n * dtype.itemsize)), n)).astype(dtype)
-            fns = {"base": runner(base, dtype, m, p, flags), "this": runner(current, dtype, m, p, flags)}
+            fns = {k: runner(mod, route, dtype, m, p, flags) for k, (mod, route) in sides.items()}
+            routes = {k: "straight-line" if straight_line(mod, route, m, p, dtype.itemsize) else "table"
+                      for k, (mod, route) in sides.items()} if m > 1 else None
             results = {}
             for name, fn in fns.items():  # compiles too; each result kept for the bit comparison
                 results[name] = src.copy()
@@ -112,7 +134,8 @@ def main(argv=None) -> None:
             med = {k: seconds / src.size * 1e9 for k, seconds in measure(fns, src, args.repeats).items()}
             same = np.array_equal(results["base"].view(np.uint8), results["this"].view(np.uint8))
             print(f"  {text:28s} base {med['base']:.3f}  this {med['this']:.3f}  this/base speed {med['base'] / med['this']:.2f}x"
-                  f"  {'same bits' if same else 'bits differ'}", flush=True)
+                  f"  {'same bits' if same else 'bits differ'}" + (f"  (routes: base {routes['base']}, this {routes['this']})" if routes else ""),
+                  flush=True)
 
 
 if __name__ == "__main__":
