@@ -67,9 +67,10 @@ Why the code looks the way it does (each point was measured):
   float32 ``172 * 2`` at 0.94x). Each ``(m, transposed)`` compiles on first
   use; numba caches it like the other kernels. The table remains for larger
   ``m`` and for long rows.
-* Straight-line code for every output of a large ``m`` is ``m**2 / 4``
-  instructions, more than the micro-op cache holds, so it runs at the rate
-  instructions are fetched and decoded. Where ``H_m`` is a 4 x 4 array of
+* Straight-line code for every output of a large ``m`` is about ``m**2 / 4``
+  additions, each an instruction, far more than the micro-op cache holds: on
+  one column in L1 it retired 1.2-1.5 vector additions per cycle at
+  ``m = 108..180``, 1.7 at ``m = 100`` (of 2). Where ``H_m`` is a 4 x 4 array of
   circulant blocks (Williamson's construction), output ``r`` of a block row
   takes the same table entries as output 0, shifted by ``r`` groups: the
   groups' sums go to a table on the stack and one loop body serves all ``r``
@@ -156,6 +157,15 @@ def _tree_sum(builder, values):
         return values[0]
     half = len(values) // 2
     return builder.fadd(_tree_sum(builder, values[:half]), _tree_sum(builder, values[half:]))
+
+
+def _signed_tree_sum(builder, plus, minus):
+    """``sum(plus) - sum(minus)`` (not both empty), each sum a balanced tree."""
+    if not minus:
+        return _tree_sum(builder, plus)
+    if not plus:
+        return builder.fneg(_tree_sum(builder, minus))
+    return builder.fsub(_tree_sum(builder, plus), _tree_sum(builder, minus))
 
 
 def _splat(builder, value, vty):
@@ -841,7 +851,7 @@ product when their sub-rows are at most this long: ``m/4`` additions per value l
 the reloads (float32 100x256 1.07x, 140x64 1.18x, 172x64 1.27x, 172x256 1.08x; float64
 172x64 1.15x); 2 and 4 KiB sub-rows were 0.83-0.95x. Matrices with circulant blocks
 (:func:`circulant_blocks`) take it on sub-rows of any length: their product reads each
-input once, so the crowded L1 sets cost little (float32 172x1024 1.6x against the table;
+input once, so the crowded L1 sets cost little (float32 172x1024 1.36-1.62x against the table;
 92x1024, below ``REGISTER_PRODUCT_LARGE_M``, 0.96x)."""
 
 
@@ -874,12 +884,7 @@ def _hm_network(builder, xs, h):
     for code_row, sign_row in zip(codes, gsigns):
         plus = [tables[q][c] for q, (c, s) in enumerate(zip(code_row, sign_row)) if s > 0]
         minus = [tables[q][c] for q, (c, s) in enumerate(zip(code_row, sign_row)) if s < 0]
-        if plus and minus:
-            out.append(builder.fsub(_tree_sum(builder, plus), _tree_sum(builder, minus)))
-        elif plus:
-            out.append(_tree_sum(builder, plus))
-        else:
-            out.append(builder.fneg(_tree_sum(builder, minus)))
+        out.append(_signed_tree_sum(builder, plus, minus))
     return out
 
 
@@ -916,11 +921,14 @@ def _emit_circulant_product(builder, data, vty, align, s0, stride, circulant, sp
     over so that ``T[r + t]`` needs no wrap-around, then a loop over ``r`` whose body (the
     4 outputs ``r, w + r, 2w + r, 3w + r``, ``m`` loads and additions) is the same for every
     ``r``: code that fits the micro-op cache, where straight-line code for every output
-    (``m**2 / 4`` instructions) is fetched from L2."""
+    (about ``m**2 / 4`` instructions) does not."""
     w, terms = circulant
     i64 = ir.IntType(64)
     table = cgutils.alloca_once(builder, vty, size=ir.Constant(i64, 16 * w))
-    ptr = lambda index: builder.bitcast(builder.gep(data, [builder.add(s0, builder.mul(stride, index))]), vty.as_pointer())
+
+    def ptr(index):
+        return builder.bitcast(builder.gep(data, [builder.add(s0, builder.mul(stride, index))]), vty.as_pointer())
+
     with cgutils.for_range(builder, ir.Constant(i64, w)) as loop:
         xs = [builder.load(ptr(builder.add(loop.index, ir.Constant(i64, j * w))), align=align) for j in range(4)]
         for e, v in enumerate(_signed_sums(builder, *xs)):
@@ -932,9 +940,7 @@ def _emit_circulant_product(builder, data, vty, align, s0, stride, circulant, sp
         for i, row in enumerate(terms):
             plus = [builder.load(builder.gep(base, [ir.Constant(i64, 8 * t + c)])) for t, c, sg in row if sg > 0]
             minus = [builder.load(builder.gep(base, [ir.Constant(i64, 8 * t + c)])) for t, c, sg in row if sg < 0]
-            y = _tree_sum(builder, plus) if plus else None
-            if minus:
-                y = builder.fsub(y, _tree_sum(builder, minus)) if plus else builder.fneg(_tree_sum(builder, minus))
+            y = _signed_tree_sum(builder, plus, minus)
             builder.store(builder.fmul(y, splat), ptr(builder.add(loop.index, ir.Constant(i64, i * w))), align=align)
 
 
