@@ -98,6 +98,11 @@ def measure_cases(cases: dict, repeats: int) -> dict[str, float]:
     """Median seconds per case ``name -> (function, src)``, each on a fresh copy of its own
     ``src`` each time; the cases take turns inside every repeat, so a ratio of two of them
     compares timings taken moments apart (this machine's speed drifts by 10-25 % over minutes)."""
+    return {k: float(np.median(v)) for k, v in timings(cases, repeats).items()}
+
+
+def timings(cases: dict, repeats: int) -> dict[str, list[float]]:
+    """The ``repeats`` seconds of each case of :func:`measure_cases`, in the order taken."""
     works = {name: np.empty_like(src) for name, (_, src) in cases.items()}
     times = {k: [] for k in cases}
     for name, (f, src) in cases.items():  # warm-up: JIT, page faults, thread pools
@@ -110,7 +115,7 @@ def measure_cases(cases: dict, repeats: int) -> dict[str, float]:
             t = time.perf_counter()
             f(work)
             times[name].append(time.perf_counter() - t)
-    return {k: float(np.median(v)) for k, v in times.items()}
+    return times
 
 
 def gbs(nbytes: int, seconds: float) -> float:

@@ -3,7 +3,8 @@
 The kernel module ``hadamard/_fwht_kernels.py`` of ``--base`` (a git revision) is
 loaded beside the current one, under another name and without numba's disk cache, and
 both transform the same array in turn, ``--repeats`` times each; the medians and their
-ratio are printed, and whether the two results are the same bits. Timing both in one
+ratio are printed (and the median of the ratios of each repeat's two timings, which are
+taken moments apart), and whether the two results are the same bits. Timing both in one
 process, alternately, is what makes a 5-10 % change visible on a machine whose
 run-to-run noise is larger than that. Run from the repository root::
 
@@ -33,7 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench_fwht import measure  # noqa: E402
+from bench_fwht import timings  # noqa: E402
 from hadamard import _fwht  # noqa: E402
 from hadamard import _fwht_kernels as current  # noqa: E402
 
@@ -135,9 +136,13 @@ def main(argv=None) -> None:
             for name, fn in fns.items():  # compiles too; each result kept for the bit comparison
                 results[name] = src.copy()
                 fn(results[name])
-            med = {k: seconds / src.size * 1e9 for k, seconds in measure(fns, src, args.repeats).items()}
+            taken = timings({k: (fn, src) for k, fn in fns.items()}, args.repeats)
+            med = {k: float(np.median(v)) / src.size * 1e9 for k, v in taken.items()}
+            # the ratio of the two timings of each repeat, taken moments apart: steadier than
+            # the ratio of the medians when the machine's speed drifts
+            paired = float(np.median(np.array(taken["base"]) / np.array(taken["this"])))
             same = np.array_equal(results["base"].view(np.uint8), results["this"].view(np.uint8))
-            print(f"  {text:28s} base {med['base']:.3f}  this {med['this']:.3f}  this/base speed {med['base'] / med['this']:.2f}x"
+            print(f"  {text:28s} base {med['base']:.3f}  this {med['this']:.3f}  this/base speed {med['base'] / med['this']:.2f}x (paired {paired:.3f}x)"
                   f"  {'same bits' if same else 'bits differ'}" + (f"  (routes: base {routes['base']}, this {routes['this']})" if routes else ""),
                   flush=True)
 
