@@ -76,7 +76,10 @@ Why the code looks the way it does (each point was measured):
   groups' sums go to a table on the stack and one loop body serves all ``r``
   (:func:`_emit_circulant_product`; float32 172·2^6 1.16-1.36x, 172·2^10
   1.4-1.6x against the table; at 92·2^6, whose straight-line code fits that
-  cache, 0.91-1.03x, so only from ``REGISTER_PRODUCT_LARGE_M`` on).
+  cache, 0.91-1.03x, so only from ``REGISTER_PRODUCT_LARGE_M`` on). Its body
+  takes 4 output rows per pass as chains of additions, half of them FMAs, and
+  loads the table entries they share once (``CIRCULANT_ROWS``: 1.28x more at
+  172·2^6).
 """
 
 from __future__ import annotations
