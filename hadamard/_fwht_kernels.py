@@ -912,9 +912,9 @@ def circulant_blocks(h: np.ndarray):
                 return None
     terms = []
     for i in range(4):
-        f = np.stack(first[i])  # (4, w): the signs of input j at offset t
-        codes = ((f[1:] != f[0]) * np.array([[1], [2], [4]])).sum(axis=0)
-        terms.append([(t, int(codes[t]), int(f[0, t])) for t in range(w)])
+        # row t: the signs of the group's four inputs at offset t, coded as group_codes does
+        codes, signs = group_codes(np.stack(first[i], axis=1))
+        terms.append([(t, int(codes[t, 0]), int(signs[t, 0])) for t in range(w)])
     return w, terms
 
 
