@@ -20,8 +20,15 @@ of at least one run of registers, written straight back to the rows) on a ~64 Mi
 stopped after each stage -- the copy into the scratch with the butterflies, then the
 table, then the whole transform -- the three timed in turn. Run from the repository root::
 
+``--register``: instead, the product that ``hadamard.fwht`` runs for most orders up to
+``m = 172`` (``_hm_columns``: straight-line code, or the circulant-block loop for
+Williamson's orders) alone, on one row kept in cache, column after column. The ``m``
+sub-rows are laid out twice: ``p`` values apart, as in a row, and one cache line further
+apart; the difference is what the ``m`` sub-rows cost by crowding the same L1 sets::
+
     python benchmarks/fwht_composite_parts.py [--dtype float32] [--orders 12x64 28x64 12x1024]
     python benchmarks/fwht_composite_parts.py --bundled --orders 12x64 28x64 172x64
+    python benchmarks/fwht_composite_parts.py --register --orders 172x64 172x1024 28x64
 """
 
 from __future__ import annotations
@@ -63,12 +70,19 @@ def main(argv=None):
     ap.add_argument("--elements", type=int, default=1 << 25, help="elements transformed per timing")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--bundled", action="store_true", help="stages of the bundled driver on a ~64 MiB batch instead")
+    ap.add_argument("--register", action="store_true",
+                    help="the straight-line / circulant H_m product alone, at the row's stride and one cache line more")
     args = ap.parse_args(argv)
     numba.set_num_threads(1)
     kernels = _fwht._kernels()
     dtype = np.dtype(args.dtype)
+    if args.bundled and args.register:
+        ap.error("--bundled and --register are two different measurements: pick one")
     if args.bundled:
         bundled_stages(args, kernels, dtype)
+        return
+    if args.register:
+        register_product(args, kernels, dtype)
         return
     reg, block = kernels.IN_REGISTER[dtype.itemsize], kernels.L1_BLOCK[dtype.itemsize]
 
@@ -158,6 +172,39 @@ def bundled_stages(args, kernels, dtype):
         cases = {stop: ((lambda a, stop=stop: stages(a, p, spec.codes, signs, spec.w, stop)), src) for stop in range(3)}
         t = {k: s / src.size * 1e9 for k, s in measure_cases(cases, args.repeats).items()}
         print(f"| {m} x {p} | {t[0]:.3f} | {t[1]:.3f} | {t[2]:.3f} |", flush=True)
+
+
+def register_product(args, kernels, dtype):
+    """ns per element of ``_hm_columns`` alone on one ``(m, p)`` row in cache, its sub-rows
+    ``p`` apart and ``p`` plus one cache line apart."""
+    lanes = kernels.VECTOR_BYTES // dtype.itemsize
+    line = 64 // dtype.itemsize
+    print(f"{args.dtype}, one thread, one row kept in cache, the H_m product alone; ns per element (median of {args.repeats})")
+    print("| m x p | product kind | sub-rows p apart | p + one cache line apart | crowding |")
+    print("|---|---|---|---|---|")
+    for text in args.orders:
+        m, p = parse_order(text)
+        if not (m % 4 == 0 and 1 < m <= kernels.REGISTER_PRODUCT_MAX_M and p >= lanes and p & (p - 1) == 0):
+            raise SystemExit(f"{text}: --register needs m a multiple of 4 up to {kernels.REGISTER_PRODUCT_MAX_M} "
+                             f"and p a power of two of at least {lanes} for {args.dtype}")
+        kind = kernels._product_kind(m, False)
+        circulant = m >= kernels.REGISTER_PRODUCT_LARGE_M and _fwht._has_circulant_blocks(m)
+
+        @numba.njit
+        def product(row, stride, p, scale, reps):
+            for _ in range(reps):
+                for c in range(0, p, lanes):
+                    kernels._hm_columns(row, c, stride, scale, kind, 0)
+
+        reps = max(1, args.elements // (m * p))
+        figures = []
+        for stride in (p, p + line):
+            row = np.random.default_rng(0).standard_normal(m * stride).astype(dtype)
+            scale = 1 / np.sqrt(m)  # a run-time scale keeps the values bounded over the repeats
+            product(row, stride, p, scale, 1)
+            figures.append(median_seconds(lambda: product(row, stride, p, scale, reps), args.repeats) * 1e9 / (reps * m * p))
+        print(f"| {m} x {p} | {'circulant loop' if circulant else 'straight line'} | {figures[0]:.3f} | {figures[1]:.3f} | "
+              f"{figures[0] - figures[1]:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

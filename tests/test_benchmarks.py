@@ -44,3 +44,29 @@ def test_bad_arguments_are_refused(bench_fwht, capsys, argv):
         bench_fwht.main(["--no-install", *argv])
     assert exc.value.code == 2
     assert "need --mib" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def composite_parts():
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        import fwht_composite_parts
+
+        yield fwht_composite_parts
+    finally:
+        sys.path.remove(BENCHMARKS)
+
+
+def test_register_product_parts_run(composite_parts, capsys):
+    composite_parts.main(["--register", "--orders", "12x8", "--elements", "2000", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert "| 12 x 8 | straight line |" in out
+
+
+@pytest.mark.parametrize("argv", [["--register", "--orders", "20x4"],   # sub-rows shorter than a vector
+                                  ["--register", "--orders", "10x8"],   # not a multiple of 4
+                                  ["--register", "--bundled"]])
+def test_register_product_parts_refuse_bad_arguments(composite_parts, argv):
+    with pytest.raises(SystemExit) as exc:
+        composite_parts.main(argv)
+    assert exc.value.code  # a message or argparse's 2, never a clean exit
