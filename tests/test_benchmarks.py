@@ -6,6 +6,7 @@ every section runs and prints its lines, and that bad arguments are refused.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -14,15 +15,18 @@ import pytest
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
 
 
-@pytest.fixture(scope="module")
-def bench_fwht():
+def _benchmark_module(name):
+    """Import ``benchmarks/<name>.py`` (the scripts are not a package), leaving sys.path as it was."""
     sys.path.insert(0, BENCHMARKS)
     try:
-        import bench_fwht
-
-        yield bench_fwht
+        return importlib.import_module(name)
     finally:
         sys.path.remove(BENCHMARKS)
+
+
+@pytest.fixture(scope="module")
+def bench_fwht():
+    return _benchmark_module("bench_fwht")
 
 
 @pytest.mark.parametrize("peers", ["as installed", "none"])
@@ -48,13 +52,7 @@ def test_bad_arguments_are_refused(bench_fwht, capsys, argv):
 
 @pytest.fixture(scope="module")
 def composite_parts():
-    sys.path.insert(0, BENCHMARKS)
-    try:
-        import fwht_composite_parts
-
-        yield fwht_composite_parts
-    finally:
-        sys.path.remove(BENCHMARKS)
+    return _benchmark_module("fwht_composite_parts")
 
 
 def test_register_product_parts_run(composite_parts, capsys):
