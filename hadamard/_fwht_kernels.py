@@ -742,10 +742,17 @@ def _sylvester_rows(a, n, reg, block, scale):
         # 2 passes instead of 3 (same-process A/B on Zen 4: float32 1.05-1.08x in four runs,
         # float64 0.99-1.26x; on a 16-register target 1.02x and 1.05x). Eight blocks an eighth
         # of a 64 KiB row apart measured 0.91x and 0.98x, with prefetching 0.73-0.78x.
+        # The first pass prefetches the next row's four runs as far as it has come in this
+        # row's, a whole row ahead (same bits; same-process A/B, 64 MiB, one thread, Zen 4:
+        # float64 2^12 1.08-1.10x, float32 2^13 1.03-1.07x, float32 12*2^13 1.07x). Closer
+        # (1-4 KiB ahead in each run) it lost, 0.88-0.98x; so did a row ahead for longer rows
+        # (0.89-1.00x) and for 8 runs of 64 KiB rows (0.75-0.83x).
         part = n // 4
         for r in range(0, a.size, n):
             row = a[r : r + n]
             for i in range(0, part, reg):
+                for q in range(4):
+                    _prefetch(a, r + n + q * part + i)
                 _split_blocks_4(row, i, part)
             for j in range(0, n, part):
                 _radix32_pass(row[j : j + part], reg, lanes)
