@@ -746,7 +746,7 @@ def _sylvester_rows(a, n, reg, block, scale):
         # row's, a whole row ahead (same bits; same-process A/B, 64 MiB, one thread, Zen 4:
         # float64 2^12 1.08-1.10x, float32 2^13 1.03-1.07x, float32 12*2^13 1.07x). Closer
         # (1-4 KiB ahead in each run) it lost, 0.88-0.98x; so did a row ahead for longer rows
-        # (0.89-1.00x) and for 8 runs of 64 KiB rows (0.75-0.83x).
+        # (0.88-1.00x) and the 8-run first pass of 64 KiB rows with it (0.75-0.83x).
         part = n // 4
         for r in range(0, a.size, n):
             row = a[r : r + n]
