@@ -105,6 +105,17 @@ ROW_GROUP_BYTES = 8192
 PREFETCH_BYTES = 4096
 """How far ahead the first pass over memory, and the copy into a bundle, prefetch (it was one
 16 KiB block; 4 KiB: float32 2^12 1.10x, other sizes unchanged, on a Zen 4)."""
+NEXT_ROW_PREFETCH_BYTES = 32768
+NEXT_ROW_PREFETCH_STEP = 128
+"""Rows longer than 32 KiB: while their blocks get their levels in L1, every call of those
+passes prefetches the next ``NEXT_ROW_PREFETCH_STEP`` bytes that the next row's first pass will
+read, up to ``NEXT_ROW_PREFETCH_BYTES`` in all (:func:`_block_levels`). Thinly spread like that
+it paid on a Zen 4 (same bits, 64 MiB, one thread): against the kernels before
+(``fwht_kernel_ab.py``, two runs) float64 2^13 1.03-1.06x, 2^14 1.02-1.05x, float32 2^14
+1.02-1.05x, the longer rows 0.99-1.01x; in a scratch copy (three runs) float64 2^13
+1.06-1.12x. 256 bytes per call: 0.98-0.99x; the whole next row: 0.86-1.02x; each block's
+share at once before its passes: 0.85-1.02x; a row ahead from the first pass instead:
+0.88-1.00x."""
 
 VECTOR_BYTES = 32
 """Bytes per explicit SIMD vector (256-bit: AVX2).  64 (AVX-512) gives correct results but was
@@ -433,26 +444,36 @@ def _gather_levels(typingctx, src, s0, sgn, g0, dst, d0, span):
     return sig, codegen
 
 
-@intrinsic
-def _prefetch(typingctx, arr, start):
-    """Prefetch (for writing) the ``VECTORS`` vectors at ``arr[start:]``; never faults, whatever ``start``."""
-    if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
-        return None
-    sig = types.void(arr, start)
+def _prefetch_kernel(nbytes):
+    """An intrinsic ``(arr, start)`` that prefetches (for writing) the ``nbytes`` bytes at
+    ``arr[start:]``, a cache line at a time; it never faults, whatever ``start``."""
 
-    def codegen(context, builder, signature, args):
-        data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fn = builder.module.globals.get("llvm.prefetch.p0") or ir.Function(
-            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
-        )
-        base = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), i8p)
-        for line in range(0, IN_REGISTER_BYTES, 64):
-            q = builder.gep(base, [ir.Constant(ir.IntType(64), line)])
-            builder.call(fn, [q, ir.Constant(i32, 1), ir.Constant(i32, PREFETCH_LOCALITY), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
+    @intrinsic
+    def prefetch(typingctx, arr, start):
+        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
+            return None
+        sig = types.void(arr, start)
 
-    return sig, codegen
+        def codegen(context, builder, signature, args):
+            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fn = builder.module.globals.get("llvm.prefetch.p0") or ir.Function(
+                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+            )
+            base = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), i8p)
+            for line in range(0, nbytes, 64):
+                q = builder.gep(base, [ir.Constant(ir.IntType(64), line)])
+                builder.call(fn, [q, ir.Constant(i32, 1), ir.Constant(i32, PREFETCH_LOCALITY), ir.Constant(i32, 1)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return prefetch
+
+
+# one in-register block (the first passes' prefetch), and the thin steps of _block_levels
+_prefetch = _prefetch_kernel(IN_REGISTER_BYTES)
+_prefetch_step = _prefetch_kernel(NEXT_ROW_PREFETCH_STEP)
 
 
 def _strided_kernel(emit):
@@ -642,6 +663,32 @@ def _levels(a, h, stop, lanes):
 
 
 @njit(cache=True)
+def _block_levels(b, h, stop, lanes, a, nxt, runs, run, ahead, k):
+    """``_levels(b, h, stop, lanes)`` on one L1 block ``b`` of a long row of the flat ``a``, and,
+    where those levels are two radix-16 passes, a thin prefetch of the next row beside them.
+
+    The next row's first pass reads ``runs`` runs ``run`` values apart from ``a[nxt]``, all
+    four (or two) a step at a time. Call ``k`` of the passes here (counted over the row's
+    blocks; the new count is returned) prefetches the next ``NEXT_ROW_PREFETCH_STEP`` bytes of
+    that order, the runs in turn, up to ``ahead`` values into each.
+    """
+    if stop // h != 256 or stop * b.itemsize > L1_BLOCK_BYTES:
+        _levels(b, h, stop, lanes)
+        return k
+    step = NEXT_ROW_PREFETCH_STEP // b.itemsize
+    for _ in range(2):
+        for j in range(0, b.size, 16 * h):
+            for i in range(j, j + h, max(1, VECTORS // 16) * lanes):
+                _radix16_vectors(b, i, h)
+                at = (k // runs) * step
+                if at < ahead:
+                    _prefetch_step(a, nxt + (k % runs) * run + at)
+                k += 1
+        h *= 16
+    return k
+
+
+@njit(cache=True)
 def _short_rows(a, n, reg):
     """All levels of the length-``n`` rows of ``a``, ``n`` below one in-register block of ``reg``
     values: whole blocks of rows in registers, a last partial block in scalar code."""
@@ -762,10 +809,12 @@ def _sylvester_rows(a, n, reg, block, scale):
     # which the default settings do not give): the first pass over memory does the first
     # levels of 2 or 4 runs a quarter (or half) row apart and the 1 or 2 levels across them,
     # then every block gets its remaining levels in cache, then any levels left across blocks
-    # (one pass fewer than whole blocks first and all levels across blocks last)
+    # (one pass fewer than whole blocks first and all levels across blocks last); the passes
+    # in cache prefetch the start of the next row's runs, thinly (NEXT_ROW_PREFETCH_BYTES)
     parts = 2 if n == 2 * block else 4
     span = reg // parts
     quarter = n // parts
+    ahead = min(quarter, NEXT_ROW_PREFETCH_BYTES // a.itemsize // parts)
     for r in range(0, a.size, n):
         row = a[r : r + n]
         for i in range(0, quarter, span):
@@ -773,8 +822,9 @@ def _sylvester_rows(a, n, reg, block, scale):
                 _split_row_2(row, i, quarter)
             else:
                 _split_row_4(row, i, quarter)
+        k = 0
         for j in range(0, n, block):
-            _levels(row[j : j + block], span, block, lanes)
+            k = _block_levels(row[j : j + block], span, block, lanes, a, r + n, parts, quarter, ahead, k)
         if quarter > block:
             _levels(row, block, quarter, lanes)
         _scale(row, scale)
