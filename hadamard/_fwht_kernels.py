@@ -107,13 +107,15 @@ PREFETCH_BYTES = 4096
 16 KiB block; 4 KiB: float32 2^12 1.10x, other sizes unchanged, on a Zen 4)."""
 NEXT_ROW_PREFETCH_BYTES = 32768
 NEXT_ROW_PREFETCH_STEP = 128
-"""Rows longer than 32 KiB: while their blocks get their levels in L1, every call of those
+NEXT_ROW_PREFETCH_MAX_ROW_BYTES = 131072
+"""Rows over 32 KiB, up to 128 KiB: while their blocks get their levels in L1, every call of those
 passes prefetches the next ``NEXT_ROW_PREFETCH_STEP`` bytes that the next row's first pass will
 read, up to ``NEXT_ROW_PREFETCH_BYTES`` in all (:func:`_block_levels`). Thinly spread like that
-it paid on a Zen 4 (same bits, 64 MiB, one thread): against the kernels before
-(``fwht_kernel_ab.py``, two runs) float64 2^13 1.03-1.06x, 2^14 1.02-1.05x, float32 2^14
-1.02-1.05x, the longer rows 0.99-1.01x; in a scratch copy (three runs) float64 2^13
-1.06-1.12x. 256 bytes per call: 0.98-0.99x; the whole next row: 0.86-1.02x; each block's
+it paid on a Zen 4 (same bits, 64 MiB, one thread, ``fwht_kernel_ab.py --base fdc2fc6``,
+two runs of 15 repeats): float64 2^13 1.08-1.12x, 2^14 1.03x, float32 2^14 1.07-1.08x, 2^15
+1.02-1.04x; longer rows, which do without, 1.00-1.01x. With it on longer rows too they lost
+a little (float64 2^16 0.99x, float32 2^16 0.98x, 21 repeats), as they did while the loop
+still divided by the number of runs (0.97-0.98x). 256 bytes per call: 0.98-0.99x; the whole next row: 0.86-1.02x; each block's
 share at once before its passes: 0.85-1.02x; a row ahead from the first pass instead:
 0.88-1.00x."""
 
@@ -667,8 +669,8 @@ def _block_levels(b, h, stop, lanes, a, nxt, runs, run, ahead, k):
     """``_levels(b, h, stop, lanes)`` on one L1 block ``b`` of a long row of the flat ``a``, and,
     where those levels are two radix-16 passes, a thin prefetch of the next row beside them.
 
-    The next row's first pass reads ``runs`` runs ``run`` values apart from ``a[nxt]``, all
-    four (or two) a step at a time. Call ``k`` of the passes here (counted over the row's
+    The next row's first pass reads ``runs`` (2 or 4) runs ``run`` values apart from
+    ``a[nxt]``, all of them a step at a time. Call ``k`` of the passes here (counted over the row's
     blocks; the new count is returned) prefetches the next ``NEXT_ROW_PREFETCH_STEP`` bytes of
     that order, the runs in turn, up to ``ahead`` values into each.
     """
@@ -676,13 +678,14 @@ def _block_levels(b, h, stop, lanes, a, nxt, runs, run, ahead, k):
         _levels(b, h, stop, lanes)
         return k
     step = NEXT_ROW_PREFETCH_STEP // b.itemsize
+    shift = runs >> 1  # runs is 2 or 4: shifts and masks, no division in the loop
     for _ in range(2):
         for j in range(0, b.size, 16 * h):
             for i in range(j, j + h, max(1, VECTORS // 16) * lanes):
                 _radix16_vectors(b, i, h)
-                at = (k // runs) * step
+                at = (k >> shift) * step
                 if at < ahead:
-                    _prefetch_step(a, nxt + (k % runs) * run + at)
+                    _prefetch_step(a, nxt + (k & (runs - 1)) * run + at)
                 k += 1
         h *= 16
     return k
@@ -810,11 +813,12 @@ def _sylvester_rows(a, n, reg, block, scale):
     # levels of 2 or 4 runs a quarter (or half) row apart and the 1 or 2 levels across them,
     # then every block gets its remaining levels in cache, then any levels left across blocks
     # (one pass fewer than whole blocks first and all levels across blocks last); the passes
-    # in cache prefetch the start of the next row's runs, thinly (NEXT_ROW_PREFETCH_BYTES)
+    # in cache prefetch the start of the next row's runs, thinly, on rows up to 128 KiB
     parts = 2 if n == 2 * block else 4
     span = reg // parts
     quarter = n // parts
     ahead = min(quarter, NEXT_ROW_PREFETCH_BYTES // a.itemsize // parts)
+    prefetching = n * a.itemsize <= NEXT_ROW_PREFETCH_MAX_ROW_BYTES
     for r in range(0, a.size, n):
         row = a[r : r + n]
         for i in range(0, quarter, span):
@@ -824,7 +828,10 @@ def _sylvester_rows(a, n, reg, block, scale):
                 _split_row_4(row, i, quarter)
         k = 0
         for j in range(0, n, block):
-            k = _block_levels(row[j : j + block], span, block, lanes, a, r + n, parts, quarter, ahead, k)
+            if prefetching:
+                k = _block_levels(row[j : j + block], span, block, lanes, a, r + n, parts, quarter, ahead, k)
+            else:
+                _levels(row[j : j + block], span, block, lanes)
         if quarter > block:
             _levels(row, block, quarter, lanes)
         _scale(row, scale)
