@@ -113,11 +113,11 @@ passes prefetches the next ``NEXT_ROW_PREFETCH_STEP`` bytes that the next row's 
 read, up to ``NEXT_ROW_PREFETCH_BYTES`` in all (:func:`_block_levels`). Thinly spread like that
 it paid on a Zen 4 (same bits, 64 MiB, one thread, ``fwht_kernel_ab.py --base fdc2fc6``,
 two runs of 15 repeats): float64 2^13 1.08-1.12x, 2^14 1.03x, float32 2^14 1.07-1.08x, 2^15
-1.02-1.04x; longer rows, which do without, 1.00-1.01x. With it on longer rows too they lost
-a little (float64 2^16 0.99x, float32 2^16 0.98x, 21 repeats), as they did while the loop
-still divided by the number of runs (0.97-0.98x). 256 bytes per call: 0.98-0.99x; the whole next row: 0.86-1.02x; each block's
-share at once before its passes: 0.85-1.02x; a row ahead from the first pass instead:
-0.88-1.00x."""
+1.02-1.04x; longer rows, which do without, 1.00-1.01x. With it on longer rows too: float64
+2^15 1.01x, 2^16 0.99x, float32 2^16 1.01x (nothing gained); with a division by the number
+of runs in the loop, 0.97-0.98x there. Not kept: 256 bytes per call (0.98-0.99x), the whole
+next row (0.86-1.04x), each block's share at once before its passes (0.85-1.02x), a row ahead
+from the first pass instead (0.88-1.00x)."""
 
 VECTOR_BYTES = 32
 """Bytes per explicit SIMD vector (256-bit: AVX2).  64 (AVX-512) gives correct results but was
