@@ -226,6 +226,26 @@ def _in_register_network(builder, vs, lanes, vty, span):
     _butterfly_network(builder, vs, max(1, span // lanes))
 
 
+def _start_kernel(emit):
+    """An intrinsic ``(arr, start)`` on a float32/float64 array whose body
+    ``emit(builder, data, lanes, vty, align, start)`` writes (``start`` as i64)."""
+
+    @intrinsic
+    def kernel(typingctx, arr, start):
+        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
+            return None
+        sig = types.void(arr, start)
+
+        def codegen(context, builder, signature, args):
+            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
+            emit(builder, data, lanes, vty, align, _as_i64(builder, args[1]))
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return kernel
+
+
 def _in_registers_kernel(levels=None):
     """An intrinsic ``(arr, start)``: the first ``levels`` butterfly levels (default: all of
     them) of the ``VECTORS * lanes`` values ``arr[start:]``, in place.
@@ -240,28 +260,18 @@ def _in_registers_kernel(levels=None):
     rows shorter than the block are transformed many at a time.
     """
 
-    @intrinsic
-    def kernel(typingctx, arr, start):
-        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
-            return None
-        sig = types.void(arr, start)
+    def emit(builder, data, lanes, vty, align, start):
+        # a row longer than the block never reaches here (callers dispatch on the
+        # block size); the cap only keeps every variant compilable for both dtypes
+        span = VECTORS * lanes if levels is None else min(1 << levels, VECTORS * lanes)
+        vptr = builder.bitcast(builder.gep(data, [start]), vty.as_pointer())
+        ptrs = [builder.gep(vptr, [ir.Constant(ir.IntType(64), k)]) for k in range(VECTORS)]
+        vs = [builder.load(q, align=align) for q in ptrs]
+        _in_register_network(builder, vs, lanes, vty, span)
+        for q, v in zip(ptrs, vs):
+            builder.store(v, q, align=align)
 
-        def codegen(context, builder, signature, args):
-            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-            # a row longer than the block never reaches here (callers dispatch on the
-            # block size); the cap only keeps every variant compilable for both dtypes
-            span = VECTORS * lanes if levels is None else min(1 << levels, VECTORS * lanes)
-            vptr = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), vty.as_pointer())
-            ptrs = [builder.gep(vptr, [ir.Constant(ir.IntType(64), k)]) for k in range(VECTORS)]
-            vs = [builder.load(q, align=align) for q in ptrs]
-            _in_register_network(builder, vs, lanes, vty, span)
-            for q, v in zip(ptrs, vs):
-                builder.store(v, q, align=align)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return kernel
+    return _start_kernel(emit)
 
 
 _wht_in_registers = _in_registers_kernel()
@@ -450,27 +460,17 @@ def _prefetch_kernel(nbytes):
     """An intrinsic ``(arr, start)`` that prefetches (for writing) the ``nbytes`` bytes at
     ``arr[start:]``, a cache line at a time; it never faults, whatever ``start``."""
 
-    @intrinsic
-    def prefetch(typingctx, arr, start):
-        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
-            return None
-        sig = types.void(arr, start)
+    def emit(builder, data, lanes, vty, align, start):
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = builder.module.globals.get("llvm.prefetch.p0") or ir.Function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        base = builder.bitcast(builder.gep(data, [start]), i8p)
+        for line in range(0, nbytes, 64):
+            q = builder.gep(base, [ir.Constant(ir.IntType(64), line)])
+            builder.call(fn, [q, ir.Constant(i32, 1), ir.Constant(i32, PREFETCH_LOCALITY), ir.Constant(i32, 1)])
 
-        def codegen(context, builder, signature, args):
-            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-            fn = builder.module.globals.get("llvm.prefetch.p0") or ir.Function(
-                builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
-            )
-            base = builder.bitcast(builder.gep(data, [_as_i64(builder, args[1])]), i8p)
-            for line in range(0, nbytes, 64):
-                q = builder.gep(base, [ir.Constant(ir.IntType(64), line)])
-                builder.call(fn, [q, ir.Constant(i32, 1), ir.Constant(i32, PREFETCH_LOCALITY), ir.Constant(i32, 1)])
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-    return prefetch
+    return _start_kernel(emit)
 
 
 # one in-register block (the first passes' prefetch), and the thin steps of _block_levels
