@@ -188,7 +188,7 @@ def register_product(args, kernels, dtype):
             raise SystemExit(f"{text}: --register needs m a multiple of 4 up to {kernels.REGISTER_PRODUCT_MAX_M} "
                              f"and p a power of two of at least {lanes} for {args.dtype}")
         kind = kernels._product_kind(m, False)
-        circulant = m >= kernels.REGISTER_PRODUCT_LARGE_M and _fwht._has_circulant_blocks(m)
+        circulant = _fwht._has_circulant_blocks(m)
 
         @numba.njit
         def product(row, stride, p, scale, reps):

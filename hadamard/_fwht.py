@@ -477,8 +477,9 @@ def _register_product_fits(m: int, p: int, itemsize: int) -> bool:
 
 @lru_cache(maxsize=None)
 def _has_circulant_blocks(m: int) -> bool:
-    # H_m^T has circulant blocks when H_m has: the transpose of a circulant is one
-    return _kernels().circulant_blocks(get(m)) is not None
+    # whether H_m's product is the circulant loop; H_m^T's is when H_m's is (the transpose
+    # of a circulant is one)
+    return _kernels().circulant_product(get(m)) is not None
 
 
 @lru_cache(maxsize=None)

@@ -982,6 +982,14 @@ def circulant_blocks(h: np.ndarray):
     return w, terms
 
 
+def circulant_product(h: np.ndarray):
+    """:func:`circulant_blocks` of ``h`` where :func:`_hm_columns` runs ``H_m`` (or its
+    transpose) as the loop of :func:`_emit_circulant_product`, else ``None``: below
+    ``REGISTER_PRODUCT_LARGE_M`` the straight-line code fits the micro-op cache (92x64:
+    0.91-1.03x against the loop)."""
+    return circulant_blocks(h) if h.shape[0] >= REGISTER_PRODUCT_LARGE_M else None
+
+
 CIRCULANT_ROWS = 4
 """Output rows per pass of the loop of :func:`_emit_circulant_product`: 4 rows of each of the
 4 block rows are 16 independent chains of additions, and a table entry that several of them
@@ -1072,8 +1080,7 @@ def _hm_columns(typingctx, arr, start, p, scale, kind, narrow):
     m, transposed = divmod(kind.literal_value, 2)
     h = _hadamard_matrix(m)
     h = h.T if transposed else h
-    # below REGISTER_PRODUCT_LARGE_M the straight-line code fits the micro-op cache (92x64: 0.91-1.03x)
-    circulant = circulant_blocks(h) if m >= REGISTER_PRODUCT_LARGE_M else None
+    circulant = circulant_product(h)
     sig = types.void(arr, start, p, scale, kind, narrow)
 
     def codegen(context, builder, signature, args):
