@@ -11,7 +11,8 @@ run-to-run noise is larger than that. Run from the repository root::
     python benchmarks/fwht_kernel_ab.py --base HEAD~1 --cases float32:2^13 float64:2^10 float32:12x64
     python benchmarks/fwht_kernel_ab.py --base 7df9231 --cases float32:28x64:signs float64:36x16:inverse
 
-A case is ``dtype:2^k`` (a power of two, ``sylvester_serial``) or ``dtype:MxP`` with
+A case is ``dtype:2^k`` (a power of two, ``sylvester_serial``, unnormalized as the peers
+are; ``:normalized`` scales by ``2^(-k/2)`` as ``hadamard.fwht`` does by default) or ``dtype:MxP`` with
 optional ``:signs``, ``:inverse`` and ``:raw`` (unnormalized) flags (the serial driver
 ``hadamard.fwht`` would take for it, with the arguments it would pass; for the base, the
 driver its own revision's ``hadamard/_fwht.py`` chose, so a change of route is timed too:
@@ -84,11 +85,11 @@ def parse_case(text: str):
     """``(dtype, m, p, flags)`` from ``float32:2^13`` or ``float64:12x64:signs:inverse``."""
     parts = text.split(":")
     if len(parts) < 2 or parts[0] not in ("float32", "float64"):
-        raise SystemExit(f"bad case {text!r}: want dtype:2^k or dtype:MxP[:signs][:inverse][:raw], dtype float32/float64")
+        raise SystemExit(f"bad case {text!r}: want dtype:2^k[:normalized] or dtype:MxP[:signs][:inverse][:raw], dtype float32/float64")
     size, flags = parts[1], set(parts[2:])
-    unknown = flags - {"signs", "inverse", "raw"}
+    unknown = flags - {"signs", "inverse", "raw", "normalized"}
     if unknown:
-        raise SystemExit(f"bad case {text!r}: unknown flags {sorted(unknown)} (accepted: signs, inverse, raw)")
+        raise SystemExit(f"bad case {text!r}: unknown flags {sorted(unknown)} (accepted: signs, inverse, raw, normalized)")
     try:
         if size.startswith("2^"):
             return np.dtype(parts[0]), 1, 1 << int(size[2:]), flags
@@ -101,7 +102,8 @@ def parse_case(text: str):
 def runner(module, route, dtype, m, p, flags):
     reg, block = module.IN_REGISTER[dtype.itemsize], module.L1_BLOCK[dtype.itemsize]
     if m == 1 and not flags & {"signs", "inverse"}:
-        return lambda a: module.sylvester_serial(a, 1.0, reg, block)
+        scale = dtype.type(p ** -0.5 if "normalized" in flags else 1.0)
+        return lambda a: module.sylvester_serial(a, scale, reg, block)
     n = m * p
     signs = _fwht.random_signs(n, 0) if "signs" in flags else None
     spec = _fwht._Spec.build(n, m, p, dtype, normalized="raw" not in flags, signs=signs, inverse="inverse" in flags)
@@ -116,7 +118,7 @@ def runner(module, route, dtype, m, p, flags):
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--base", required=True, help="git revision whose kernels are compared with the working tree's")
-    ap.add_argument("--cases", nargs="+", required=True, help="dtype:2^k or dtype:MxP[:signs][:inverse][:raw]")
+    ap.add_argument("--cases", nargs="+", required=True, help="dtype:2^k[:normalized] or dtype:MxP[:signs][:inverse][:raw]")
     ap.add_argument("--mib", type=int, default=64, help="array size in MiB (default 64)")
     ap.add_argument("--repeats", type=int, default=9)
     args = ap.parse_args(argv)

@@ -89,7 +89,7 @@ from llvmlite import ir
 from numba import get_num_threads as numba_threads
 from numba import literally, njit, prange, types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 from ._api import get as _hadamard_matrix
 
@@ -226,29 +226,103 @@ def _in_register_network(builder, vs, lanes, vty, span):
     _butterfly_network(builder, vs, max(1, span // lanes))
 
 
-def _start_kernel(emit):
+def _float_array(arr):
+    return isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)
+
+
+def _scale_argument(scale, arr):
+    """Whether ``scale`` types as the factor of a first-pass kernel on ``arr``: a float, ``None``
+    for none, or a 1-D contiguous array of ``arr``'s dtype (factors indexed like ``arr``)."""
+    if isinstance(scale, types.Array):
+        return scale.ndim == 1 and scale.layout == "C" and scale.dtype == arr.dtype
+    return isinstance(scale, (types.Float, types.NoneType))
+
+
+def _kernel_codegen(emit, ints, scaled):
+    """Codegen of an intrinsic ``(arr, i_1, ..., i_ints[, scale])`` whose body
+    ``emit(builder, data, lanes, vty, align, *ints[, scale])`` writes, the integers as i64.
+
+    ``scale`` reaches ``emit`` as what :func:`_scaled_loads` takes: ``None`` where it types as
+    ``None`` (no multiply is emitted: each type compiles its own code), a float as a vector of
+    ``arr``'s element type in every lane, and an array ``d`` as a function from a vector
+    pointer into ``arr`` to the vector of ``d`` at the same index."""
+
+    def codegen(context, builder, signature, args):
+        data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
+        extra = [_as_i64(builder, v) for v in args[1 : 1 + ints]]
+        if scaled:
+            scale_type = signature.args[-1]
+            if isinstance(scale_type, types.NoneType):
+                extra.append(None)
+            elif isinstance(scale_type, types.Array):
+                extra.append(_factors_like(builder, data, _vector_setup(context, builder, scale_type, args[-1])[0], vty, align))
+            else:
+                value = context.cast(builder, args[-1], scale_type, signature.args[0].dtype)
+                extra.append(_splat(builder, value, vty))
+        emit(builder, data, lanes, vty, align, *extra)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _factors_like(builder, data, factors, vty, align):
+    """A function from a vector pointer ``q`` into the array at ``data`` to the vector that
+    starts at the same index of the array at ``factors``."""
+    i8p, i64 = ir.IntType(8).as_pointer(), ir.IntType(64)
+    base = builder.bitcast(data, i8p)
+    other = builder.bitcast(factors, i8p)
+
+    def factor(q):
+        offset = builder.sub(builder.ptrtoint(q, i64), builder.ptrtoint(base, i64))
+        return builder.load(builder.bitcast(builder.gep(other, [offset]), vty.as_pointer()), align=align)
+
+    return factor
+
+
+def _scaled_loads(builder, ptrs, align, scale):
+    """The vectors at ``ptrs``, each times ``scale``: ``None`` (as loaded), a vector, or a
+    function from the pointer to its own factors (:func:`_factors_like`).
+
+    The first pass over memory scales what it loads (and multiplies by the signs of a
+    randomized transform): a multiply per vector there, where a pass of its own to scale the
+    row afterwards cost 6-24 % of the whole transform."""
+    vs = [builder.load(q, align=align) for q in ptrs]
+    if scale is None:
+        return vs
+    if callable(scale):
+        return [builder.fmul(v, scale(q)) for q, v in zip(ptrs, vs)]
+    return [builder.fmul(v, scale) for v in vs]
+
+
+def _start_kernel(emit, scaled=False):
     """An intrinsic ``(arr, start)`` on a float32/float64 array whose body
-    ``emit(builder, data, lanes, vty, align, start)`` writes (``start`` as i64)."""
+    ``emit(builder, data, lanes, vty, align, start)`` writes (``start`` as i64).
+
+    ``scaled``: ``(arr, start, scale)`` instead, ``scale`` a float, ``None`` or an array of
+    factors, handed to ``emit`` as a last argument (see :func:`_kernel_codegen`)."""
+    if scaled:
+
+        @intrinsic
+        def scaled_kernel(typingctx, arr, start, scale):
+            if not (_float_array(arr) and _scale_argument(scale, arr)):
+                return None
+            return types.void(arr, start, scale), _kernel_codegen(emit, 1, True)
+
+        return scaled_kernel
 
     @intrinsic
     def kernel(typingctx, arr, start):
-        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
+        if not _float_array(arr):
             return None
-        sig = types.void(arr, start)
-
-        def codegen(context, builder, signature, args):
-            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-            emit(builder, data, lanes, vty, align, _as_i64(builder, args[1]))
-            return context.get_dummy_value()
-
-        return sig, codegen
+        return types.void(arr, start), _kernel_codegen(emit, 1, False)
 
     return kernel
 
 
 def _in_registers_kernel(levels=None):
-    """An intrinsic ``(arr, start)``: the first ``levels`` butterfly levels (default: all of
-    them) of the ``VECTORS * lanes`` values ``arr[start:]``, in place.
+    """An intrinsic ``(arr, start, scale)``: the first ``levels`` butterfly levels (default: all
+    of them) of the ``VECTORS * lanes`` values ``arr[start:]`` times ``scale``, in place
+    (``scale=None``: no multiply).
 
     ``lanes`` is 8 for float32 and 4 for float64 (256-bit vectors). A level
     inside a vector is one shuffle and one FMA: ``fma(s, v, shuffle(v))`` with
@@ -260,18 +334,18 @@ def _in_registers_kernel(levels=None):
     rows shorter than the block are transformed many at a time.
     """
 
-    def emit(builder, data, lanes, vty, align, start):
+    def emit(builder, data, lanes, vty, align, start, scale):
         # a row longer than the block never reaches here (callers dispatch on the
         # block size); the cap only keeps every variant compilable for both dtypes
         span = VECTORS * lanes if levels is None else min(1 << levels, VECTORS * lanes)
         vptr = builder.bitcast(builder.gep(data, [start]), vty.as_pointer())
         ptrs = [builder.gep(vptr, [ir.Constant(ir.IntType(64), k)]) for k in range(VECTORS)]
-        vs = [builder.load(q, align=align) for q in ptrs]
+        vs = _scaled_loads(builder, ptrs, align, scale)
         _in_register_network(builder, vs, lanes, vty, span)
         for q, v in zip(ptrs, vs):
             builder.store(v, q, align=align)
 
-    return _start_kernel(emit)
+    return _start_kernel(emit, scaled=True)
 
 
 _wht_in_registers = _in_registers_kernel()
@@ -478,22 +552,26 @@ _prefetch = _prefetch_kernel(IN_REGISTER_BYTES)
 _prefetch_step = _prefetch_kernel(NEXT_ROW_PREFETCH_STEP)
 
 
-def _strided_kernel(emit):
+def _strided_kernel(emit, scaled=False):
     """An intrinsic ``(arr, start, h)`` on a float32/float64 array, in place, whose body
-    ``emit(builder, data, lanes, vty, align, start, h)`` writes (``start`` and ``h`` as i64)."""
+    ``emit(builder, data, lanes, vty, align, start, h)`` writes (``start`` and ``h`` as i64).
+
+    ``scaled``: ``(arr, start, h, scale)`` instead, as in :func:`_start_kernel`."""
+    if scaled:
+
+        @intrinsic
+        def scaled_kernel(typingctx, arr, start, h, scale):
+            if not (_float_array(arr) and _scale_argument(scale, arr)):
+                return None
+            return types.void(arr, start, h, scale), _kernel_codegen(emit, 2, True)
+
+        return scaled_kernel
 
     @intrinsic
     def kernel(typingctx, arr, start, h):
-        if not (isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
+        if not _float_array(arr):
             return None
-        sig = types.void(arr, start, h)
-
-        def codegen(context, builder, signature, args):
-            data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
-            emit(builder, data, lanes, vty, align, _as_i64(builder, args[1]), _as_i64(builder, args[2]))
-            return context.get_dummy_value()
-
-        return sig, codegen
+        return types.void(arr, start, h), _kernel_codegen(emit, 2, False)
 
     return kernel
 
@@ -509,18 +587,19 @@ def _columns_kernel(radix, legs_first=False):
     gets its own first levels, as in :func:`_in_registers_kernel`. With ``h`` a half or a
     quarter of a row, one pass over memory then does the first levels of the row *and*
     its widest one or two (the levels of a Sylvester transform can run in any order),
-    instead of the widest levels taking a pass of their own.
+    instead of the widest levels taking a pass of their own. Being that first pass, it then
+    takes a last argument ``scale`` (a float, or ``None``) that multiplies what it loads.
     """
     cols = max(1, VECTORS // radix)
 
-    def emit(builder, data, lanes, vty, align, start, h):
+    def emit(builder, data, lanes, vty, align, start, h, scale=None):
         i64 = ir.IntType(64)
         ptrs = []
         for c in range(cols):
             for r in range(radix):
                 off = builder.add(start, builder.add(builder.mul(h, ir.Constant(i64, r)), ir.Constant(i64, c * lanes)))
                 ptrs.append(builder.bitcast(builder.gep(data, [off]), vty.as_pointer()))
-        vs = [builder.load(q, align=align) for q in ptrs]
+        vs = _scaled_loads(builder, ptrs, align, scale)
         if legs_first:
             for r in range(radix):
                 leg = vs[r::radix]
@@ -533,13 +612,13 @@ def _columns_kernel(radix, legs_first=False):
         for q, v in zip(ptrs, vs):
             builder.store(v, q, align=align)
 
-    return _strided_kernel(emit)
+    return _strided_kernel(emit, scaled=legs_first)
 
 
 def _split_blocks_kernel(legs):
-    """An intrinsic ``(arr, start, h)``: all in-register levels of the ``legs`` blocks at
-    ``arr[start + j*h:]`` (``j < legs``, ``VECTORS`` vectors each), then the
-    ``log2(legs)`` levels across them.
+    """An intrinsic ``(arr, start, h, scale)``: all in-register levels of the ``legs`` blocks
+    at ``arr[start + j*h:]`` (``j < legs``, ``VECTORS`` vectors each) times ``scale``
+    (``None``: no multiply), then the ``log2(legs)`` levels across them.
 
     Every block but the last is transformed and stored, the last kept in registers, then
     the others read back (from L1) vector by vector for the levels across. With ``h`` one
@@ -548,7 +627,7 @@ def _split_blocks_kernel(legs):
     of the row, and what is left inside each ``h``-long part fits one radix-32 pass in L1.
     """
 
-    def emit(builder, data, lanes, vty, align, start, h):
+    def emit(builder, data, lanes, vty, align, start, h, scale):
         i64 = ir.IntType(64)
         ptrs = []
         for j in range(legs):
@@ -557,7 +636,7 @@ def _split_blocks_kernel(legs):
             ptrs.append([builder.gep(vptr, [ir.Constant(i64, k)]) for k in range(VECTORS)])
         last = None
         for j in range(legs):
-            vs = [builder.load(q, align=align) for q in ptrs[j]]
+            vs = _scaled_loads(builder, ptrs[j], align, scale)
             _in_register_network(builder, vs, lanes, vty, VECTORS * lanes)
             if j < legs - 1:
                 for q, v in zip(ptrs[j], vs):
@@ -570,7 +649,7 @@ def _split_blocks_kernel(legs):
             for j in range(legs):
                 builder.store(col[j], ptrs[j][k], align=align)
 
-    return _strided_kernel(emit)
+    return _strided_kernel(emit, scaled=True)
 
 
 # two blocks side by side (h = one block): one level more than _wht_in_registers per pass
@@ -692,23 +771,25 @@ def _block_levels(b, h, stop, lanes, a, nxt, runs, run, ahead, k):
 
 
 @njit(cache=True)
-def _short_rows(a, n, reg):
-    """All levels of the length-``n`` rows of ``a``, ``n`` below one in-register block of ``reg``
-    values: whole blocks of rows in registers, a last partial block in scalar code."""
+def _short_rows(a, n, reg, scale):
+    """All levels of the length-``n`` rows of ``a`` times ``scale`` (``None``: none), ``n`` below
+    one in-register block of ``reg`` values: whole blocks of rows in registers, a last partial
+    block in scalar code."""
     whole = a.size - a.size % reg
     for k in range(0, whole, reg):
         if n == 2:
-            _wht_rows_of_2(a, k)
+            _wht_rows_of_2(a, k, scale)
         elif n == 4:
-            _wht_rows_of_4(a, k)
+            _wht_rows_of_4(a, k, scale)
         elif n == 8:
-            _wht_rows_of_8(a, k)
+            _wht_rows_of_8(a, k, scale)
         elif n == 16:
-            _wht_rows_of_16(a, k)
+            _wht_rows_of_16(a, k, scale)
         elif n == 32:
-            _wht_rows_of_32(a, k)
+            _wht_rows_of_32(a, k, scale)
         else:
-            _wht_rows_of_64(a, k)
+            _wht_rows_of_64(a, k, scale)
+    _scale(a[whole:], n, scale)
     _small_levels(a[whole:], n)
 
 
@@ -728,25 +809,57 @@ def _small_levels(a, n):
 
 
 @njit(cache=True)
-def _in_register_levels(a, reg, ahead):
+def _in_register_levels(a, reg, ahead, scale):
     for k in range(0, a.size, reg):
         _prefetch(a, k + ahead)
-        _wht_in_registers(a, k)
+        _wht_in_registers(a, k, scale)
 
 
 @njit(cache=True)
-def _two_block_levels(a, reg, ahead):
+def _two_block_levels(a, reg, ahead, scale):
     for k in range(0, a.size, 2 * reg):
         _prefetch(a, k + ahead)
         _prefetch(a, k + reg + ahead)
-        _split_blocks_2(a, k, reg)
+        _split_blocks_2(a, k, reg, scale)
 
 
-@njit(cache=True)
-def _scale(a, scale):
-    if scale != 1:
+def _scale(a, n, scale):
+    """Each length-``n`` row of the flat ``a`` times ``scale``: a float, ``None`` (nothing),
+    or an array of factors whose first ``n`` apply (numba only; the type picks the code)."""
+
+
+@overload(_scale)
+def _scale_by_type(a, n, scale):
+    if isinstance(scale, types.NoneType):
+        return lambda a, n, scale: None
+    if isinstance(scale, types.Array):
+        return lambda a, n, scale: _times_each_row(a, n, scale)
+
+    def by_scalar(a, n, scale):
         for i in range(a.size):
             a[i] *= scale
+
+    return by_scalar
+
+
+def _group_factors(scale, n, size):
+    """The factors of a first pass over ``size`` values of back-to-back length-``n`` rows:
+    an array of ``n`` factors repeated to length ``size`` (a multiple of ``n``), so that
+    the kernels index it as they index the rows; a float or ``None`` as it is (numba only)."""
+
+
+@overload(_group_factors)
+def _group_factors_by_type(scale, n, size):
+    if not isinstance(scale, types.Array):
+        return lambda scale, n, size: scale
+
+    def tiled(scale, n, size):
+        out = np.empty(size, dtype=scale.dtype)
+        for j in range(0, size, n):
+            out[j : j + n] = scale[:n]
+        return out
+
+    return tiled
 
 
 @njit(cache=True)
@@ -758,18 +871,34 @@ def _sylvester_rows(a, n, reg, block, scale):
     pass runs over the group).
     Longer rows: one pass with the first levels and the widest one or two, then
     the rest of the levels block by block (32 KiB rows: quarter by quarter), then any
-    levels still left across blocks. The scale is applied while the group (or row) is still in cache.
+    levels still left across blocks. The first pass over memory multiplies what it loads
+    by ``scale``; at ``scale == 1`` its kernels are compiled without the multiply.
     """
+    if scale == 1:
+        _sylvester_levels(a, n, reg, block, None)
+    else:
+        _sylvester_levels(a, n, reg, block, scale)
+
+
+@njit(cache=True)
+def _sylvester_levels(a, n, reg, block, scale):
+    """``a <- H_n (scale * a)`` row by row, as :func:`_sylvester_rows`, with ``scale`` a float,
+    ``None`` for none, or an array of ``n`` factors (the signs of a randomized transform, times
+    its scale) that multiply each row elementwise. Each type compiles its own code: the
+    multiply by a broadcast value, by loaded factors, or no trace of it."""
     if n == 1:
-        _scale(a, scale)
+        _scale(a, n, scale)
         return
     if n < reg:
-        _short_rows(a, n, reg)
-        _scale(a, scale)
+        group = ROW_GROUP_BYTES // a.itemsize
+        factors = _group_factors(scale, n, group)
+        for j in range(0, a.size, group):
+            _short_rows(a[j : j + group], n, reg, factors)
         return
     lanes = VECTOR_BYTES // a.itemsize
     if n <= block:
         group = max(n, ROW_GROUP_BYTES // a.itemsize)
+        scale = _group_factors(scale, n, group)
         for j in range(0, a.size, group):
             b = a[j : j + group]
             # 1 + log2(reg) levels in one pass: the whole row at n = 2 * reg (a radix-2 pass
@@ -779,12 +908,11 @@ def _sylvester_rows(a, n, reg, block, scale):
             # 1.03-1.17x in most runs on Zen 4, 0.83-0.92x in the disturbed ones; also on a
             # 16-register AVX2 target, NUMBA_CPU_NAME=haswell: 1.10-1.11x and 1.00-1.14x)
             if n == 2 * reg or n == 32 * reg or n == 64 * reg:
-                _two_block_levels(b, reg, PREFETCH_BYTES // a.itemsize)
+                _two_block_levels(b, reg, PREFETCH_BYTES // a.itemsize, scale)
                 _levels(b, 2 * reg, n, lanes)
             else:
-                _in_register_levels(b, reg, PREFETCH_BYTES // a.itemsize)
+                _in_register_levels(b, reg, PREFETCH_BYTES // a.itemsize, scale)
                 _levels(b, reg, n, lanes)
-            _scale(b, scale)
         return
     if n == 128 * reg:
         # 32 KiB rows (float32 2^13, float64 2^12): 4 whole in-register blocks a quarter row
@@ -803,10 +931,9 @@ def _sylvester_rows(a, n, reg, block, scale):
             for i in range(0, part, reg):
                 for q in range(4):
                     _prefetch(a, r + n + q * part + i)
-                _split_blocks_4(row, i, part)
+                _split_blocks_4(row, i, part, scale)
             for j in range(0, n, part):
                 _radix32_pass(row[j : j + part], reg, lanes)
-            _scale(row, scale)
         return
     # longer rows (and 2-block rows where a block holds other than 64 in-register blocks,
     # which the default settings do not give): the first pass over memory does the first
@@ -823,9 +950,9 @@ def _sylvester_rows(a, n, reg, block, scale):
         row = a[r : r + n]
         for i in range(0, quarter, span):
             if parts == 2:
-                _split_row_2(row, i, quarter)
+                _split_row_2(row, i, quarter, scale)
             else:
-                _split_row_4(row, i, quarter)
+                _split_row_4(row, i, quarter, scale)
         k = 0
         for j in range(0, n, block):
             if prefetching:
@@ -834,7 +961,6 @@ def _sylvester_rows(a, n, reg, block, scale):
                 _levels(row[j : j + block], span, block, lanes)
         if quarter > block:
             _levels(row, block, quarter, lanes)
-        _scale(row, scale)
 
 
 @njit(cache=True)
@@ -1297,8 +1423,48 @@ def _bundled_rows(x, start, stop, p, codes, gsigns, w, pre, post, scale, reg, bl
 
 
 @njit(cache=True)
+def _signed_sylvester_rows(x, start, stop, pre, post, scale, reg, block):
+    """Rows ``start:stop`` of ``x`` (2-D, C-contiguous, ``n = x.shape[1]`` a power of two),
+    ``post * scale * H_n (pre * row)``; empty ``pre``/``post`` mean none.
+
+    ``pre * scale`` are the factors of the first pass over memory (no pass of its own for
+    the signs); ``post`` signs, which must come after the levels, go over each group of rows
+    (``ROW_GROUP_BYTES``, or one row) while it is still in cache.
+    """
+    n = x.shape[1]
+    flat = x.reshape(x.size)[start * n : stop * n]
+    if not post.size:
+        if pre.size:
+            _sylvester_levels(flat, n, reg, block, _times(pre, scale))
+        else:
+            _sylvester_rows(flat, n, reg, block, scale)
+        return
+    last = _times(post, scale)
+    group = max(1, (ROW_GROUP_BYTES // x.itemsize) // n) * n
+    for j in range(0, flat.size, group):
+        g = flat[j : j + group]
+        if pre.size:
+            _sylvester_levels(g, n, reg, block, pre)
+        else:
+            _sylvester_levels(g, n, reg, block, None)
+        _times_each_row(g, n, last)
+
+
+@njit(cache=True)
+def _times(v, scale):
+    """``v * scale`` in ``v``'s dtype."""
+    out = np.empty_like(v)
+    for i in range(v.size):
+        out[i] = v[i] * scale
+    return out
+
+
+@njit(cache=True)
 def _rows(x, start, stop, p, codes, gsigns, w, pre, post, scale, reg, block):
-    if codes.shape[1] > 0 and p * BUNDLE_MIN <= BUNDLE_WIDTH:
+    if codes.shape[1] == 0:
+        _signed_sylvester_rows(x, start, stop, pre, post, scale, reg, block)
+        return
+    if p * BUNDLE_MIN <= BUNDLE_WIDTH:
         _bundled_rows(x, start, stop, p, codes, gsigns, w, pre, post, scale, reg, block, BUNDLE_WIDTH // p)
         return
     w = min(p, w)
