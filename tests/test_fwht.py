@@ -88,6 +88,26 @@ def test_signs_and_inverse_match_dense(n, normalized, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 6, 7, 11, 12, 13, 14, 16])
+def test_signs_of_powers_of_two_ride_on_the_first_pass(k, dtype):
+    # the signs (times the scale) multiply what the first pass over memory loads, on every
+    # route: rows shorter than a register block, groups of rows (a short last group too),
+    # 16 and 32 KiB rows, longer rows, and the parallel kernel; s is +-1, so x * s is exact
+    # and the result must be the plain transform of x * s, bit for bit
+    n = 1 << k
+    s = hadamard.random_signs(n, seed=k)
+    for rows in (7, (1 << 17) // n + 3):
+        x = np.random.default_rng(rows).standard_normal((rows, n)).astype(dtype)
+        for normalized in (True, False):
+            y = hadamard.fwht(x, signs=s, normalized=normalized)
+            assert np.array_equal(y, hadamard.fwht(x * s.astype(dtype), normalized=normalized))
+            back = hadamard.fwht(y, signs=s, normalized=normalized, inverse=True)
+            plain = hadamard.fwht(y, normalized=normalized, inverse=True).astype(np.float64) * s
+            assert rel_err(back, plain) < TOL[dtype]
+            assert np.allclose(back, x, atol=10 * TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k", range(12, 18))
 def test_long_rows_match_the_halving_recursion(k, dtype):
     # rows longer than one 16 KiB block take another route (their widest levels ride on the
