@@ -789,7 +789,7 @@ def _short_rows(a, n, reg, scale):
             _wht_rows_of_32(a, k, scale)
         else:
             _wht_rows_of_64(a, k, scale)
-    _scale(a[whole:], n, scale)
+    _scale(a[whole:], _factors_at(scale, whole))
     _small_levels(a[whole:], n)
 
 
@@ -823,40 +823,67 @@ def _two_block_levels(a, reg, ahead, scale):
         _split_blocks_2(a, k, reg, scale)
 
 
-def _scale(a, n, scale):
-    """Each length-``n`` row of the flat ``a`` times ``scale``: a float, ``None`` (nothing),
-    or an array of factors whose first ``n`` apply (numba only; the type picks the code)."""
+# The factors of a first pass (``scale``) are a float, None for none, or an array F that
+# multiplies the flat array elementwise, periodically: a[i] * F[i % F.size], F.size a multiple
+# of the row length (the signs of one row of a power of two, or all of the rows of a group of
+# composite rows). The kernels index F as they index the rows, so the drivers hand them views
+# of F at the row's offset (_factors_at) or F repeated to the length of a group (_group_factors).
+# These helpers are numba-only; the type of ``scale`` picks the code.
+
+
+def _scale(a, scale):
+    """The flat ``a`` times ``scale`` (first-pass factors, see above), elementwise."""
 
 
 @overload(_scale)
-def _scale_by_type(a, n, scale):
+def _scale_by_type(a, scale):
     if isinstance(scale, types.NoneType):
-        return lambda a, n, scale: None
+        return lambda a, scale: None
     if isinstance(scale, types.Array):
-        return lambda a, n, scale: _times_each_row(a, n, scale)
 
-    def by_scalar(a, n, scale):
+        def by_factors(a, scale):
+            for r in range(0, a.size, scale.size):
+                part = a[r : r + scale.size]  # a slice view: the loop vectorizes
+                for i in range(part.size):
+                    part[i] *= scale[i]
+
+        return by_factors
+
+    def by_scalar(a, scale):
         for i in range(a.size):
             a[i] *= scale
 
     return by_scalar
 
 
-def _group_factors(scale, n, size):
-    """The factors of a first pass over ``size`` values of back-to-back length-``n`` rows:
-    an array of ``n`` factors repeated to length ``size`` (a multiple of ``n``), so that
-    the kernels index it as they index the rows; a float or ``None`` as it is (numba only)."""
+def _factors_at(scale, i):
+    """The factors of the flat array from index ``i`` on (a view; a float or None as it is)."""
+
+
+@overload(_factors_at)
+def _factors_at_by_type(scale, i):
+    if isinstance(scale, types.Array):
+        return lambda scale, i: scale[i % scale.size :]
+    return lambda scale, i: scale
+
+
+def _group_factors(scale, size, total):
+    """Factors that :func:`_factors_at` can hand out whole for groups of ``size`` values of a
+    flat array of ``total``: F repeated to length ``size`` where F is shorter than both (its
+    size then divides ``size``); otherwise F, or the float or None, as it is."""
 
 
 @overload(_group_factors)
-def _group_factors_by_type(scale, n, size):
+def _group_factors_by_type(scale, size, total):
     if not isinstance(scale, types.Array):
-        return lambda scale, n, size: scale
+        return lambda scale, size, total: scale
 
-    def tiled(scale, n, size):
+    def tiled(scale, size, total):  # F not empty
+        if scale.size >= size or scale.size >= total:
+            return scale
         out = np.empty(size, dtype=scale.dtype)
-        for j in range(0, size, n):
-            out[j : j + n] = scale[:n]
+        for j in range(0, size, scale.size):
+            out[j : j + scale.size] = scale
         return out
 
     return tiled
@@ -883,24 +910,25 @@ def _sylvester_rows(a, n, reg, block, scale):
 @njit(cache=True)
 def _sylvester_levels(a, n, reg, block, scale):
     """``a <- H_n (scale * a)`` row by row, as :func:`_sylvester_rows`, with ``scale`` a float,
-    ``None`` for none, or an array of ``n`` factors (the signs of a randomized transform, times
-    its scale) that multiply each row elementwise. Each type compiles its own code: the
-    multiply by a broadcast value, by loaded factors, or no trace of it."""
+    ``None`` for none, or an array of factors (the signs of a randomized transform, times its
+    scale), periodic over the flat ``a`` (see :func:`_scale`). Each type compiles its own
+    code: the multiply by a broadcast value, by loaded factors, or no trace of it."""
     if n == 1:
-        _scale(a, n, scale)
+        _scale(a, scale)
         return
     if n < reg:
         group = ROW_GROUP_BYTES // a.itemsize
-        factors = _group_factors(scale, n, group)
+        factors = _group_factors(scale, group, a.size)
         for j in range(0, a.size, group):
-            _short_rows(a[j : j + group], n, reg, factors)
+            _short_rows(a[j : j + group], n, reg, _factors_at(factors, j))
         return
     lanes = VECTOR_BYTES // a.itemsize
     if n <= block:
         group = max(n, ROW_GROUP_BYTES // a.itemsize)
-        scale = _group_factors(scale, n, group)
+        factors = _group_factors(scale, group, a.size)
         for j in range(0, a.size, group):
             b = a[j : j + group]
+            f = _factors_at(factors, j)
             # 1 + log2(reg) levels in one pass: the whole row at n = 2 * reg (a radix-2 pass
             # fewer: float32 2^7 1.12-1.37x, float64 2^6 1.41-1.43x, float32 12*2^7 1.05-1.09x),
             # 4 left for one radix-16 pass at n = 32 * reg, and 5 for one radix-32 pass at
@@ -908,10 +936,10 @@ def _sylvester_levels(a, n, reg, block, scale):
             # 1.03-1.17x in most runs on Zen 4, 0.83-0.92x in the disturbed ones; also on a
             # 16-register AVX2 target, NUMBA_CPU_NAME=haswell: 1.10-1.11x and 1.00-1.14x)
             if n == 2 * reg or n == 32 * reg or n == 64 * reg:
-                _two_block_levels(b, reg, PREFETCH_BYTES // a.itemsize, scale)
+                _two_block_levels(b, reg, PREFETCH_BYTES // a.itemsize, f)
                 _levels(b, 2 * reg, n, lanes)
             else:
-                _in_register_levels(b, reg, PREFETCH_BYTES // a.itemsize, scale)
+                _in_register_levels(b, reg, PREFETCH_BYTES // a.itemsize, f)
                 _levels(b, reg, n, lanes)
         return
     if n == 128 * reg:
@@ -928,10 +956,11 @@ def _sylvester_levels(a, n, reg, block, scale):
         part = n // 4
         for r in range(0, a.size, n):
             row = a[r : r + n]
+            factors = _factors_at(scale, r)
             for i in range(0, part, reg):
                 for q in range(4):
                     _prefetch(a, r + n + q * part + i)
-                _split_blocks_4(row, i, part, scale)
+                _split_blocks_4(row, i, part, factors)
             for j in range(0, n, part):
                 _radix32_pass(row[j : j + part], reg, lanes)
         return
@@ -948,11 +977,12 @@ def _sylvester_levels(a, n, reg, block, scale):
     prefetching = n * a.itemsize <= NEXT_ROW_PREFETCH_MAX_ROW_BYTES
     for r in range(0, a.size, n):
         row = a[r : r + n]
+        factors = _factors_at(scale, r)
         for i in range(0, quarter, span):
             if parts == 2:
-                _split_row_2(row, i, quarter, scale)
+                _split_row_2(row, i, quarter, factors)
             else:
-                _split_row_4(row, i, quarter, scale)
+                _split_row_4(row, i, quarter, factors)
         k = 0
         for j in range(0, n, block):
             if prefetching:
@@ -1247,11 +1277,15 @@ def _register_product_rows(x, start, stop, p, pre, post, scale, reg, block, kind
     lanes = VECTOR_BYTES // x.itemsize
     flat = x.reshape(x.size)
     rows = max(1, (ROW_GROUP_BYTES // x.itemsize) // n)
+    # the signs ride on the first pass of the H_p levels, as its factors (for the rows of a
+    # whole group: the levels run over the group's sub-rows as one flat array)
+    signs = _group_factors(pre, rows * n, rows * n) if pre.size else pre
     for r0 in range(start, stop, rows):
         g = flat[r0 * n : min(stop, r0 + rows) * n]
         if pre.size:
-            _times_each_row(g, n, pre)
-        _sylvester_rows(g, p, reg, block, 1.0)
+            _sylvester_levels(g, p, reg, block, signs[: g.size])
+        else:
+            _sylvester_levels(g, p, reg, block, None)
         if p >= lanes:
             for r in range(0, g.size, n):
                 for c in range(0, p, lanes):
@@ -1310,11 +1344,13 @@ def _transform_row(a, p, codes, signs, w, pre, post, scale, reg, block, table, o
     With a dense part and no ``post``, ``signs`` (:func:`_product_signs`) carry the scale.
     """
     n = a.size
-    if pre.size:
-        for i in range(n):
-            a[i] *= pre[i]
-    if p > 1:
-        _sylvester_rows(a, p, reg, block, 1.0)
+    if p == 1:
+        if pre.size:
+            _scale(a, pre)
+    elif pre.size:
+        _sylvester_levels(a, p, reg, block, pre)  # the signs ride on its first pass
+    else:
+        _sylvester_levels(a, p, reg, block, None)
     if codes.shape[1] > 0:
         _dense_part(a, p, codes, signs, w, table, offsets, a, 0, p, 0, p)
     if post.size:
