@@ -217,6 +217,43 @@ def composite(args) -> None:
             print(f"  n = {m:3d} * 2^{k:<2} = {n:6d}: {t[n]:.3f} ns/element; 2^{round(np.log2(n))} = {p2}: {t[p2]:.3f} ns/element; ratio {t[n] / t[p2]:.2f}")
 
 
+def forms(status, args) -> None:
+    """The forms users call, against the plain transform the other sections time (float32,
+    one thread, timed in turn): normalized (the default), randomized ``H diag(s)`` and its
+    inverse; and, where fht-cpu installed, what the randomized form costs built from it (a
+    numpy pass for the signs, its transform, a numpy pass for the scale)."""
+    import numba
+
+    numba.set_num_threads(1)
+    fht = None
+    if status.get("fht_cpu", "").startswith("ok"):
+        import fht_cpu
+
+        fht = fht_cpu
+    for n in (1 << 10, 1 << 12, 1 << 16, 36 * 16, 12 * 128):
+        src = np.random.default_rng(n).standard_normal((max(1, array_bytes(args) // (n * 4)), n)).astype(np.float32)
+        s = hadamard.random_signs(n, seed=1)
+        s32 = s.astype(np.float32)
+        scale = np.float32(n ** -0.5)
+        cases = {
+            "plain": fwht_in_place,
+            "normalized": lambda a: hadamard.fwht(a, out=a),
+            "randomized": lambda a, s=s: hadamard.fwht(a, signs=s, out=a),
+            "inverse": lambda a, s=s: hadamard.fwht(a, signs=s, inverse=True, out=a),
+        }
+        if fht is not None and n & (n - 1) == 0:
+            def composed(a, s32=s32, scale=scale):
+                np.multiply(a, s32, out=a)
+                fht.fht(a, inplace=True, num_threads=1)
+                np.multiply(a, scale, out=a)
+
+            cases["fht-cpu randomized"] = composed
+        t = measure_cases({name: (fn, src) for name, fn in cases.items()}, args.repeats)
+        ns = {name: sec / src.size * 1e9 for name, sec in t.items()}
+        cells = ", ".join(f"{name} {v:.3f} ({v / ns['plain']:.2f}x)" for name, v in ns.items())
+        print(f"  n = {n:5d}: ns/element (against plain): {cells}")
+
+
 def threads_against_one(args, threads: int) -> None:
     """``threads`` against one thread (float32), timed in turn, beside the memory roof of each:
     an in-place scale of the same array on as many threads."""
@@ -260,7 +297,7 @@ def main(argv=None) -> None:
     parser.add_argument("--kmin", type=int, default=8)
     parser.add_argument("--kmax", type=int, default=16)
     parser.add_argument("--no-install", action="store_true", help="do not pip-install missing peers")
-    parser.add_argument("--sections", default="throughput,slow,latency,composite,threads")
+    parser.add_argument("--sections", default="throughput,slow,latency,composite,forms,threads")
     args = parser.parse_args(argv)
     if not args.mib >= 1 / 64 or args.repeats < 1 or not 1 <= args.kmin <= args.kmax <= 24:
         parser.error("need --mib >= 1/64 (16 KiB), --repeats >= 1 and 1 <= --kmin <= --kmax <= 24")
@@ -286,6 +323,9 @@ def main(argv=None) -> None:
     if "composite" in sections:
         print("\n== n = m * 2^k against the nearest power of two ==")
         composite(args)
+    if "forms" in sections:
+        print("\n== normalized and randomized forms against the plain transform (float32, one thread) ==")
+        forms(status, args)
     if "threads" in sections:
         threads = min(2, numba.config.NUMBA_NUM_THREADS)
         print(f"\n== {threads} threads vs 1 (float32) ==")

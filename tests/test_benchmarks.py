@@ -34,11 +34,12 @@ def test_every_section_runs_on_a_tiny_array(bench_fwht, capsys, monkeypatch, pee
     if peers == "none":  # a fresh machine: only our transform and numpy's scale are timed
         monkeypatch.setattr(bench_fwht, "install_peers", lambda allowed: {name: "not installed" for name in bench_fwht.PEERS})
     bench_fwht.main(["--no-install", "--mib", "0.0625", "--repeats", "1", "--kmin", "8", "--kmax", "9",
-                     "--sections", "throughput,slow,latency,composite,threads"])
+                     "--sections", "throughput,slow,latency,composite,forms,threads"])
     out = capsys.readouterr().out
     assert "float32 thr=1 n=2^8" in out and "float64 thr=1 n=2^9" in out
     assert "one vector n = 4096" in out and "dense BLAS x @ H" in out
     assert "n = 172 * 2^10" in out
+    assert "n =   576: ns/element (against plain): plain" in out and "randomized" in out
     assert "2 threads vs 1" in out and "n=2^16" in out
 
 
