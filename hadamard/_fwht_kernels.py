@@ -44,6 +44,12 @@ Why the code looks the way it does (each point was measured):
   which leaves one radix-32 pass per quarter: 2 passes in all. Rows shorter than one in-register block
   run the first log2(n) levels of the in-register kernel on a block of
   back-to-back rows.
+* The first pass over memory multiplies what it loads by the scale of a normalized
+  transform, or by the signs times the scale of a randomized one (factors loaded beside
+  the values, indexed like them): a multiply per vector. Passes of their own had cost
+  6-24 % for the scale, and made a randomized power of two 1.4-6.3x the plain transform
+  (signs, levels and scale row by row). Each kind of factor (none, a float, an array) is a
+  type, so each compiles its own code.
 * The ``H_m`` part (``m`` a multiple of 4) is a Four-Russians product on
   column blocks: 8 signed sums per group of 4 rows (the table), then each run
   of 8 output vectors summed over its ``m/4`` table rows in registers
@@ -322,7 +328,7 @@ def _start_kernel(emit, scaled=False):
 def _in_registers_kernel(levels=None):
     """An intrinsic ``(arr, start, scale)``: the first ``levels`` butterfly levels (default: all
     of them) of the ``VECTORS * lanes`` values ``arr[start:]`` times ``scale``, in place
-    (``scale=None``: no multiply).
+    (a float, an array of factors indexed like ``arr``, or ``None``: no multiply).
 
     ``lanes`` is 8 for float32 and 4 for float64 (256-bit vectors). A level
     inside a vector is one shuffle and one FMA: ``fma(s, v, shuffle(v))`` with
@@ -588,7 +594,7 @@ def _columns_kernel(radix, legs_first=False):
     quarter of a row, one pass over memory then does the first levels of the row *and*
     its widest one or two (the levels of a Sylvester transform can run in any order),
     instead of the widest levels taking a pass of their own. Being that first pass, it then
-    takes a last argument ``scale`` (a float, or ``None``) that multiplies what it loads.
+    takes a last argument ``scale`` that multiplies what it loads (see :func:`_start_kernel`).
     """
     cols = max(1, VECTORS // radix)
 
@@ -618,7 +624,7 @@ def _columns_kernel(radix, legs_first=False):
 def _split_blocks_kernel(legs):
     """An intrinsic ``(arr, start, h, scale)``: all in-register levels of the ``legs`` blocks
     at ``arr[start + j*h:]`` (``j < legs``, ``VECTORS`` vectors each) times ``scale``
-    (``None``: no multiply), then the ``log2(legs)`` levels across them.
+    (as in :func:`_in_registers_kernel`), then the ``log2(legs)`` levels across them.
 
     Every block but the last is transformed and stored, the last kept in registers, then
     the others read back (from L1) vector by vector for the levels across. With ``h`` one
@@ -772,7 +778,7 @@ def _block_levels(b, h, stop, lanes, a, nxt, runs, run, ahead, k):
 
 @njit(cache=True)
 def _short_rows(a, n, reg, scale):
-    """All levels of the length-``n`` rows of ``a`` times ``scale`` (``None``: none), ``n`` below
+    """All levels of the length-``n`` rows of ``a`` times ``scale`` (first-pass factors), ``n`` below
     one in-register block of ``reg`` values: whole blocks of rows in registers, a last partial
     block in scalar code."""
     whole = a.size - a.size % reg
