@@ -238,9 +238,12 @@ def _float_array(arr):
 
 def _scale_argument(scale, arr):
     """Whether ``scale`` types as the factor of a first-pass kernel on ``arr``: a float, ``None``
-    for none, or a 1-D contiguous array of ``arr``'s dtype (factors indexed like ``arr``)."""
-    if isinstance(scale, types.Array):
-        return scale.ndim == 1 and scale.layout == "C" and scale.dtype == arr.dtype
+    for none, or signs ``(s, c)``: a 1-D contiguous int8 array of +-1 indexed like ``arr`` and
+    a float ``c`` (or ``None`` for 1) that multiplies them."""
+    if isinstance(scale, types.BaseTuple) and len(scale) == 2:
+        s, c = scale.types
+        return (isinstance(s, types.Array) and s.ndim == 1 and s.layout == "C" and s.dtype == types.int8
+                and isinstance(c, (types.Float, types.NoneType)))
     return isinstance(scale, (types.Float, types.NoneType))
 
 
@@ -260,8 +263,15 @@ def _kernel_codegen(emit, ints, scaled):
             scale_type = signature.args[-1]
             if isinstance(scale_type, types.NoneType):
                 extra.append(None)
-            elif isinstance(scale_type, types.Array):
-                extra.append(_factors_like(builder, data, _vector_setup(context, builder, scale_type, args[-1])[0], vty, align))
+            elif isinstance(scale_type, types.BaseTuple):
+                signs_type, c_type = scale_type.types
+                signs = context.make_array(signs_type)(context, builder, builder.extract_value(args[-1], 0))
+                c = None
+                if not isinstance(c_type, types.NoneType):
+                    value = context.cast(builder, builder.extract_value(args[-1], 1), c_type, signature.args[0].dtype)
+                    c = _splat(builder, value, vty)
+                itemsize = context.get_abi_sizeof(fty)
+                extra.append(_signs_like(builder, data, signs.data, vty, itemsize, c))
             else:
                 value = context.cast(builder, args[-1], scale_type, signature.args[0].dtype)
                 extra.append(_splat(builder, value, vty))
@@ -271,23 +281,32 @@ def _kernel_codegen(emit, ints, scaled):
     return codegen
 
 
-def _factors_like(builder, data, factors, vty, align):
-    """A function from a vector pointer ``q`` into the array at ``data`` to the vector that
-    starts at the same index of the array at ``factors``."""
-    i8p, i64 = ir.IntType(8).as_pointer(), ir.IntType(64)
-    base = builder.bitcast(data, i8p)
-    other = builder.bitcast(factors, i8p)
+def _signs_like(builder, data, signs, vty, itemsize, c):
+    """A function from a vector pointer ``q`` into the array at ``data`` to the vector of the
+    int8 signs that start at the same index of the array at ``signs``, as floats, times the
+    vector ``c`` (``None``: as they are). A byte per value, not a float: a row's signs take a
+    quarter (float32) or an eighth (float64) of the L1d that float factors would."""
+    i8, i64 = ir.IntType(8), ir.IntType(64)
+    base = builder.ptrtoint(data, i64)
+    shift = ir.Constant(i64, itemsize.bit_length() - 1)
+
+    plus = ir.Constant(vty, [1.0] * vty.count) if c is None else c
+    minus = builder.fneg(plus)
+    zero = ir.Constant(ir.VectorType(i8, vty.count), [0] * vty.count)
 
     def factor(q):
-        offset = builder.sub(builder.ptrtoint(q, i64), builder.ptrtoint(base, i64))
-        return builder.load(builder.bitcast(builder.gep(other, [offset]), vty.as_pointer()), align=align)
+        # exact: the offset is whole values, so LLVM may fold the shift into each vector's
+        # constant offset from the first
+        index = builder.ashr(builder.sub(builder.ptrtoint(q, i64), base), shift, flags=["exact"])
+        at = builder.bitcast(builder.gep(signs, [index]), ir.VectorType(i8, vty.count).as_pointer())
+        return builder.select(builder.icmp_signed("<", builder.load(at, align=1), zero), minus, plus)
 
     return factor
 
 
 def _scaled_loads(builder, ptrs, align, scale):
     """The vectors at ``ptrs``, each times ``scale``: ``None`` (as loaded), a vector, or a
-    function from the pointer to its own factors (:func:`_factors_like`).
+    function from the pointer to its own factors (:func:`_signs_like`).
 
     The first pass over memory scales what it loads (and multiplies by the signs of a
     randomized transform): a multiply per vector there, where a pass of its own to scale the
@@ -829,12 +848,13 @@ def _two_block_levels(a, reg, ahead, scale):
         _split_blocks_2(a, k, reg, scale)
 
 
-# The factors of a first pass (``scale``) are a float, None for none, or an array F that
-# multiplies the flat array elementwise, periodically: a[i] * F[i % F.size], F.size a multiple
-# of the row length (the signs of one row of a power of two, or all of the rows of a group of
-# composite rows). The kernels index F as they index the rows, so the drivers hand them views
-# of F at the row's offset (_factors_at) or F repeated to the length of a group (_group_factors).
-# These helpers are numba-only; the type of ``scale`` picks the code.
+# The factors of a first pass (``scale``) are a float, None for none, or signs (S, c): int8 +-1
+# S and a float c (None for 1), that multiply the flat array elementwise, periodically:
+# a[i] * S[i % S.size] * c, S.size a multiple of the row length (the signs of one row of a
+# power of two, or of all of the rows of a group of composite rows). The kernels index S as
+# they index the rows, so the drivers hand them views of S at the row's offset (_factors_at)
+# or S repeated to the length of a group (_group_factors). These helpers are numba-only; the
+# type of ``scale`` picks the code.
 
 
 def _scale(a, scale):
@@ -845,15 +865,17 @@ def _scale(a, scale):
 def _scale_by_type(a, scale):
     if isinstance(scale, types.NoneType):
         return lambda a, scale: None
-    if isinstance(scale, types.Array):
+    if isinstance(scale, types.BaseTuple):
 
-        def by_factors(a, scale):
-            for r in range(0, a.size, scale.size):
-                part = a[r : r + scale.size]  # a slice view: the loop vectorizes
+        def by_signs(a, scale):
+            signs, c = scale
+            for r in range(0, a.size, signs.size):
+                part = a[r : r + signs.size]  # a slice view: the loop vectorizes
                 for i in range(part.size):
-                    part[i] *= scale[i]
+                    part[i] *= signs[i]
+            _scale(a, c)  # None: nothing
 
-        return by_factors
+        return by_signs
 
     def by_scalar(a, scale):
         for i in range(a.size):
@@ -868,8 +890,8 @@ def _factors_at(scale, i):
 
 @overload(_factors_at)
 def _factors_at_by_type(scale, i):
-    if isinstance(scale, types.Array):
-        return lambda scale, i: scale[i % scale.size :]
+    if isinstance(scale, types.BaseTuple):
+        return lambda scale, i: (scale[0][i % scale[0].size :], scale[1])
     return lambda scale, i: scale
 
 
@@ -881,18 +903,28 @@ def _group_factors(scale, size, total):
 
 @overload(_group_factors)
 def _group_factors_by_type(scale, size, total):
-    if not isinstance(scale, types.Array):
+    if not isinstance(scale, types.BaseTuple):
         return lambda scale, size, total: scale
 
-    def tiled(scale, size, total):  # F not empty
-        if scale.size >= size or scale.size >= total:
+    def tiled(scale, size, total):  # S not empty
+        signs, c = scale
+        if signs.size >= size or signs.size >= total:
             return scale
-        out = np.empty(size, dtype=scale.dtype)
-        for j in range(0, size, scale.size):
-            out[j : j + scale.size] = scale
-        return out
+        out = np.empty(size, dtype=signs.dtype)
+        for j in range(0, size, signs.size):
+            out[j : j + signs.size] = signs
+        return (out, c)
 
     return tiled
+
+
+@njit(cache=True)
+def _int8_signs(v):
+    """The +-1 values of ``v`` as int8."""
+    out = np.empty(v.size, dtype=np.int8)
+    for i in range(v.size):
+        out[i] = 1 if v[i] > 0 else -1
+    return out
 
 
 @njit(cache=True)
@@ -1285,11 +1317,13 @@ def _register_product_rows(x, start, stop, p, pre, post, scale, reg, block, kind
     rows = max(1, (ROW_GROUP_BYTES // x.itemsize) // n)
     # the signs ride on the first pass of the H_p levels, as its factors (for the rows of a
     # whole group: the levels run over the group's sub-rows as one flat array)
-    signs = _group_factors(pre, rows * n, rows * n) if pre.size else pre
+    signs = (_int8_signs(pre), None)
+    if pre.size:
+        signs = _group_factors(signs, rows * n, rows * n)
     for r0 in range(start, stop, rows):
         g = flat[r0 * n : min(stop, r0 + rows) * n]
         if pre.size:
-            _sylvester_levels(g, p, reg, block, signs[: g.size])
+            _sylvester_levels(g, p, reg, block, signs)
         else:
             _sylvester_levels(g, p, reg, block, None)
         if p >= lanes:
@@ -1345,16 +1379,17 @@ def register_product_drivers(m: int, transposed: bool):
 
 @njit(cache=True)
 def _transform_row(a, p, codes, signs, w, pre, post, scale, reg, block, table, offsets):
-    """``a <- post * scale * (H_m (x) H_p) (pre * a)``; empty ``pre``/``post`` mean none.
+    """``a <- post * scale * (H_m (x) H_p) (pre * a)``; empty ``pre``/``post`` mean none
+    (``pre`` as int8 signs, :func:`_int8_signs`).
 
     With a dense part and no ``post``, ``signs`` (:func:`_product_signs`) carry the scale.
     """
     n = a.size
     if p == 1:
         if pre.size:
-            _scale(a, pre)
+            _scale(a, (pre, None))
     elif pre.size:
-        _sylvester_levels(a, p, reg, block, pre)  # the signs ride on its first pass
+        _sylvester_levels(a, p, reg, block, (pre, None))  # the signs ride on its first pass
     else:
         _sylvester_levels(a, p, reg, block, None)
     if codes.shape[1] > 0:
@@ -1477,16 +1512,17 @@ def _signed_sylvester_rows(x, start, stop, pre, post, scale, reg, block):
     flat = x.reshape(x.size)[start * n : stop * n]
     if not post.size:
         if pre.size:
-            _sylvester_levels(flat, n, reg, block, _times(pre, scale))
+            _sylvester_levels(flat, n, reg, block, (_int8_signs(pre), scale))
         else:
             _sylvester_rows(flat, n, reg, block, scale)
         return
     last = _times(post, scale)
+    first = _int8_signs(pre)
     group = max(1, (ROW_GROUP_BYTES // x.itemsize) // n) * n
     for j in range(0, flat.size, group):
         g = flat[j : j + group]
         if pre.size:
-            _sylvester_levels(g, n, reg, block, pre)
+            _sylvester_levels(g, n, reg, block, (first, None))
         else:
             _sylvester_levels(g, n, reg, block, None)
         _times_each_row(g, n, last)
@@ -1513,8 +1549,9 @@ def _rows(x, start, stop, p, codes, gsigns, w, pre, post, scale, reg, block):
     table = np.empty((codes.shape[1], 8, w), dtype=x.dtype)
     offsets = table_offsets(codes, w)
     signs = _product_signs(gsigns, post, scale)
+    pre_signs = _int8_signs(pre)
     for r in range(start, stop):
-        _transform_row(x[r], p, codes, signs, w, pre, post, scale, reg, block, table, offsets)
+        _transform_row(x[r], p, codes, signs, w, pre_signs, post, scale, reg, block, table, offsets)
 
 
 @njit(cache=True)
