@@ -948,9 +948,9 @@ def _sylvester_rows(a, n, reg, block, scale):
 @njit(cache=True)
 def _sylvester_levels(a, n, reg, block, scale):
     """``a <- H_n (scale * a)`` row by row, as :func:`_sylvester_rows`, with ``scale`` a float,
-    ``None`` for none, or an array of factors (the signs of a randomized transform, times its
-    scale), periodic over the flat ``a`` (see :func:`_scale`). Each type compiles its own
-    code: the multiply by a broadcast value, by loaded factors, or no trace of it."""
+    ``None`` for none, or int8 signs with their factor (those of a randomized transform, and
+    its scale), periodic over the flat ``a`` (see :func:`_scale`). Each type compiles its own
+    code: the multiply by a broadcast value, by the loaded signs, or no trace of it."""
     if n == 1:
         _scale(a, scale)
         return
@@ -1504,9 +1504,9 @@ def _signed_sylvester_rows(x, start, stop, pre, post, scale, reg, block):
     """Rows ``start:stop`` of ``x`` (2-D, C-contiguous, ``n = x.shape[1]`` a power of two),
     ``post * scale * H_n (pre * row)``; empty ``pre``/``post`` mean none.
 
-    ``pre * scale`` are the factors of the first pass over memory (no pass of its own for
-    the signs); ``post`` signs, which must come after the levels, go over each group of rows
-    (``ROW_GROUP_BYTES``, or one row) while it is still in cache.
+    ``pre`` (as int8 signs) and ``scale`` are the factors of the first pass over memory (no
+    pass of its own for the signs); ``post`` signs, which must come after the levels, go over
+    each group of rows (``ROW_GROUP_BYTES``, or one row) while it is still in cache.
     """
     n = x.shape[1]
     flat = x.reshape(x.size)[start * n : stop * n]
