@@ -33,8 +33,9 @@ Why the code looks the way it does (each point was measured):
 * Rows up to 16 KiB are transformed a group of whole rows at a time (8 KiB, or
   one row): a pass with stride ``h < n`` over back-to-back rows is the same pass
   on every row, so short rows cost no per-row work (8 KiB groups: 1.13-1.37x
-  against 16 KiB on a Zen 4). The in-register pass over a group prefetches
-  4 KiB ahead, so that memory is read while the group is computed. Longer
+  against 16 KiB on a Zen 4). The in-register pass over a group leaves the
+  reading ahead to the hardware: a software prefetch 4 KiB ahead cost up to 14 %
+  there on a Zen 4. Longer
   rows: the levels can run in any order, so the one pass over memory also
   does the one or two widest levels (2 or 4 runs a half or quarter row apart,
   :func:`_columns_kernel` with ``legs_first``); then each block gets its
@@ -109,8 +110,8 @@ ROW_GROUP_BYTES = 8192
 ``L1_BLOCK_BYTES``, one row at a time). Against 16 KiB groups (the block, as before) 8 KiB ran
 1.13-1.37x faster on a Zen 4 (float32 2^8-2^11, float64 2^8-2^10, same bits); 4 KiB no faster."""
 PREFETCH_BYTES = 4096
-"""How far ahead the first pass over memory, and the copy into a bundle, prefetch (it was one
-16 KiB block; 4 KiB: float32 2^12 1.10x, other sizes unchanged, on a Zen 4)."""
+"""How far ahead the copy into a bundle prefetches (the first pass of rows up to one block did
+too, until a Zen 4 ran it up to 14 % faster without: see :func:`_in_register_levels`)."""
 NEXT_ROW_PREFETCH_BYTES = 32768
 NEXT_ROW_PREFETCH_STEP = 128
 NEXT_ROW_PREFETCH_MAX_ROW_BYTES = 131072
@@ -833,18 +834,21 @@ def _small_levels(a, n):
             h *= 2
 
 
+# no software prefetch in these two first passes over a group of rows: the hardware's
+# stream prefetch serves them, and one 4 KiB ahead cost (same bits, paired A/B on Zen 4, 21
+# repeats): float64 2^11 1.09-1.11x, 2^7-2^9 1.10-1.14x, 2^6 and 2^10 1.03-1.05x, float32
+# 2^7, 2^8, 2^12 1.03-1.05x, 12*2^6 1.03x faster without it, nothing slower
+
+
 @njit(cache=True)
-def _in_register_levels(a, reg, ahead, scale):
+def _in_register_levels(a, reg, scale):
     for k in range(0, a.size, reg):
-        _prefetch(a, k + ahead)
         _wht_in_registers(a, k, scale)
 
 
 @njit(cache=True)
-def _two_block_levels(a, reg, ahead, scale):
+def _two_block_levels(a, reg, scale):
     for k in range(0, a.size, 2 * reg):
-        _prefetch(a, k + ahead)
-        _prefetch(a, k + reg + ahead)
         _split_blocks_2(a, k, reg, scale)
 
 
@@ -974,10 +978,10 @@ def _sylvester_levels(a, n, reg, block, scale):
             # 1.03-1.17x in most runs on Zen 4, 0.83-0.92x in the disturbed ones; also on a
             # 16-register AVX2 target, NUMBA_CPU_NAME=haswell: 1.10-1.11x and 1.00-1.14x)
             if n == 2 * reg or n == 32 * reg or n == 64 * reg:
-                _two_block_levels(b, reg, PREFETCH_BYTES // a.itemsize, f)
+                _two_block_levels(b, reg, f)
                 _levels(b, 2 * reg, n, lanes)
             else:
-                _in_register_levels(b, reg, PREFETCH_BYTES // a.itemsize, f)
+                _in_register_levels(b, reg, f)
                 _levels(b, reg, n, lanes)
         return
     if n == 128 * reg:
