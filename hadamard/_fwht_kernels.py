@@ -49,8 +49,8 @@ Why the code looks the way it does (each point was measured):
   transform, or by the signs times the scale of a randomized one (factors loaded beside
   the values, indexed like them): a multiply per vector. Passes of their own had cost
   6-24 % for the scale, and made a randomized power of two 1.4-6.3x the plain transform
-  (signs, levels and scale row by row). Each kind of factor (none, a float, an array) is a
-  type, so each compiles its own code.
+  (signs, levels and scale row by row). Each kind of factor (none, a float, int8 signs with
+  their factor) is a type, so each compiles its own code.
 * The ``H_m`` part (``m`` a multiple of 4) is a Four-Russians product on
   column blocks: 8 signed sums per group of 4 rows (the table), then each run
   of 8 output vectors summed over its ``m/4`` table rows in registers
@@ -254,8 +254,8 @@ def _kernel_codegen(emit, ints, scaled):
 
     ``scale`` reaches ``emit`` as what :func:`_scaled_loads` takes: ``None`` where it types as
     ``None`` (no multiply is emitted: each type compiles its own code), a float as a vector of
-    ``arr``'s element type in every lane, and an array ``d`` as a function from a vector
-    pointer into ``arr`` to the vector of ``d`` at the same index."""
+    ``arr``'s element type in every lane, and signs ``(s, c)`` as a function from a vector
+    pointer into ``arr`` to the factors at the same index (:func:`_signs_like`)."""
 
     def codegen(context, builder, signature, args):
         data, fty, lanes, vty, align = _vector_setup(context, builder, signature.args[0], args[0])
@@ -324,8 +324,9 @@ def _start_kernel(emit, scaled=False):
     """An intrinsic ``(arr, start)`` on a float32/float64 array whose body
     ``emit(builder, data, lanes, vty, align, start)`` writes (``start`` as i64).
 
-    ``scaled``: ``(arr, start, scale)`` instead, ``scale`` a float, ``None`` or an array of
-    factors, handed to ``emit`` as a last argument (see :func:`_kernel_codegen`)."""
+    ``scaled``: ``(arr, start, scale)`` instead, ``scale`` a float, ``None`` or int8 signs with
+    their factor (:func:`_scale_argument`), handed to ``emit`` as a last argument (see
+    :func:`_kernel_codegen`)."""
     if scaled:
 
         @intrinsic
@@ -348,7 +349,7 @@ def _start_kernel(emit, scaled=False):
 def _in_registers_kernel(levels=None):
     """An intrinsic ``(arr, start, scale)``: the first ``levels`` butterfly levels (default: all
     of them) of the ``VECTORS * lanes`` values ``arr[start:]`` times ``scale``, in place
-    (a float, an array of factors indexed like ``arr``, or ``None``: no multiply).
+    (a float, int8 signs indexed like ``arr`` with their factor, or ``None``: no multiply).
 
     ``lanes`` is 8 for float32 and 4 for float64 (256-bit vectors). A level
     inside a vector is one shuffle and one FMA: ``fma(s, v, shuffle(v))`` with
@@ -872,6 +873,9 @@ def _scale_by_type(a, scale):
     if isinstance(scale, types.BaseTuple):
 
         def by_signs(a, scale):
+            # _times_each_row's loop, but a last part may be shorter than the signs (the tail
+            # of _short_rows); _times_each_row itself runs whole rows to a constant count, which
+            # the inverse's pass over each group ran 0.96-0.97x without (float64 2^8, 2^10)
             signs, c = scale
             for r in range(0, a.size, signs.size):
                 part = a[r : r + signs.size]  # a slice view: the loop vectorizes
@@ -1389,10 +1393,7 @@ def _transform_row(a, p, codes, signs, w, pre, post, scale, reg, block, table, o
     With a dense part and no ``post``, ``signs`` (:func:`_product_signs`) carry the scale.
     """
     n = a.size
-    if p == 1:
-        if pre.size:
-            _scale(a, (pre, None))
-    elif pre.size:
+    if pre.size:
         _sylvester_levels(a, p, reg, block, (pre, None))  # the signs ride on its first pass
     else:
         _sylvester_levels(a, p, reg, block, None)
