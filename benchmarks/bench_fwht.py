@@ -89,21 +89,22 @@ def implementations(status: dict[str, str], threads: int):
     return impls
 
 
-def measure(impls: dict, src: np.ndarray, repeats: int) -> dict[str, float]:
+def measure(impls: dict, src: np.ndarray, repeats: int, offset: int | None = None) -> dict[str, float]:
     """Median seconds per implementation; in-place work on a fresh copy of ``src`` each time."""
-    return measure_cases({name: (f, src) for name, f in impls.items()}, repeats)
+    return measure_cases({name: (f, src) for name, f in impls.items()}, repeats, offset)
 
 
-def measure_cases(cases: dict, repeats: int) -> dict[str, float]:
+def measure_cases(cases: dict, repeats: int, offset: int | None = None) -> dict[str, float]:
     """Median seconds per case ``name -> (function, src)``, each on a fresh copy of its own
     ``src`` each time; the cases take turns inside every repeat, so a ratio of two of them
     compares timings taken moments apart (this machine's speed drifts by 10-25 % over minutes)."""
-    return {k: float(np.median(v)) for k, v in timings(cases, repeats).items()}
+    return {k: float(np.median(v)) for k, v in timings(cases, repeats, offset).items()}
 
 
-def timings(cases: dict, repeats: int) -> dict[str, list[float]]:
-    """The ``repeats`` seconds of each case of :func:`measure_cases`, in the order taken."""
-    works = {name: np.empty_like(src) for name, (_, src) in cases.items()}
+def timings(cases: dict, repeats: int, offset: int | None = None) -> dict[str, list[float]]:
+    """The ``repeats`` seconds of each case of :func:`measure_cases`, in the order taken, on
+    work arrays placed by :func:`work_like`."""
+    works = {name: work_like(src, offset) for name, (_, src) in cases.items()}
     times = {k: [] for k in cases}
     for name, (f, src) in cases.items():  # warm-up: JIT, page faults, thread pools
         np.copyto(works[name], src)
@@ -116,6 +117,27 @@ def timings(cases: dict, repeats: int) -> dict[str, list[float]]:
             f(work)
             times[name].append(time.perf_counter() - t)
     return times
+
+
+def work_like(src: np.ndarray, offset: int | None) -> np.ndarray:
+    """An uninitialized C-contiguous array of ``src``'s shape and dtype: where numpy puts it
+    (``offset=None``; a large array then starts 16 bytes past a page boundary), or starting
+    ``offset`` bytes past a 64-byte boundary. Every implementation of a run gets the same
+    placement: from 16 bytes off, half of the 32-byte loads straddle two cache lines, which
+    the implementations do not all pay for alike."""
+    if offset is None:
+        return np.empty_like(src)
+    buf = np.empty(src.nbytes + 64 + offset, np.uint8)
+    start = (-buf.ctypes.data) % 64 + offset
+    return buf[start : start + src.nbytes].view(src.dtype).reshape(src.shape)
+
+
+def placement(offset: int | None) -> str:
+    """How the run places its work arrays, in words."""
+    if offset is None:
+        sample = work_like(np.empty((1 << 20) // 4, np.float32), None)
+        return f"where numpy puts them ({sample.ctypes.data % 64} bytes past a 64-byte boundary here)"
+    return f"{offset} bytes past a 64-byte boundary (--offset)"
 
 
 def gbs(nbytes: int, seconds: float) -> float:
@@ -132,7 +154,7 @@ def throughput_table(status, args, dtype, threads) -> list[dict]:
         n = 1 << k
         batch = max(1, array_bytes(args) // (n * np.dtype(dtype).itemsize))
         src = np.random.default_rng(k).standard_normal((batch, n)).astype(dtype)
-        t = measure(impls, src, args.repeats)
+        t = measure(impls, src, args.repeats, args.offset)
         row = {"dtype": np.dtype(dtype).name, "threads": threads, "n": n, "batch": batch}
         row.update({name: gbs(src.nbytes, s) for name, s in t.items()})
         rows.append(row)
@@ -165,8 +187,8 @@ def slow_peers(status, args) -> None:
     # ours on its own, back to back: between two calls of a peer ~100x slower, numba's idle
     # thread pool goes to sleep and the wake-up (tens of microseconds) would be timed instead
     # of the transform (~40 us on this 1 MiB array)
-    t = measure({"hadamard.fwht": fwht_in_place}, src, args.repeats)
-    t.update(measure(impls, src, max(3, args.repeats // 2)))
+    t = measure({"hadamard.fwht": fwht_in_place}, src, args.repeats, args.offset)
+    t.update(measure(impls, src, max(3, args.repeats // 2), args.offset))
     ours = gbs(src.nbytes, t["hadamard.fwht"])
     for name, s in t.items():
         print(f"  float32 n=4096 batch={src.shape[0]:<5} {name:28s} {gbs(src.nbytes, s):8.3f} GB/s   ours/this = {ours / gbs(src.nbytes, s):8.1f}")
@@ -174,7 +196,8 @@ def slow_peers(status, args) -> None:
 
 def latency(status, args) -> None:
     """One vector of n = 4096 float32: microseconds per call, median of many calls."""
-    x = np.random.default_rng(1).standard_normal(4096).astype(np.float32)
+    x = work_like(np.empty(4096, np.float32), args.offset)
+    x[...] = np.random.default_rng(1).standard_normal(4096)
     impls = {"hadamard.fwht": fwht_in_place}
     if status.get("fht_cpu", "").startswith("ok"):
         import fht_cpu
@@ -212,7 +235,7 @@ def composite(args) -> None:
             p2 = 1 << round(np.log2(n))
             srcs = {size: np.random.default_rng(size).standard_normal((max(1, array_bytes(args) // (size * 4)), size)).astype(np.float32)
                     for size in (n, p2)}
-            seconds = measure_cases({size: (fwht_in_place, src) for size, src in srcs.items()}, args.repeats)
+            seconds = measure_cases({size: (fwht_in_place, src) for size, src in srcs.items()}, args.repeats, args.offset)
             t = {size: seconds[size] / srcs[size].size * 1e9 for size in srcs}
             print(f"  n = {m:3d} * 2^{k:<2} = {n:6d}: {t[n]:.3f} ns/element; 2^{round(np.log2(n))} = {p2}: {t[p2]:.3f} ns/element; ratio {t[n] / t[p2]:.2f}")
 
@@ -248,7 +271,7 @@ def forms(status, args) -> None:
                 np.multiply(a, scale, out=a)
 
             cases["fht-cpu randomized"] = composed
-        t = measure_cases({name: (fn, src) for name, fn in cases.items()}, args.repeats)
+        t = measure_cases({name: (fn, src) for name, fn in cases.items()}, args.repeats, args.offset)
         ns = {name: sec / src.size * 1e9 for name, sec in t.items()}
         cells = ", ".join(f"{name} {v:.3f} ({v / ns['plain']:.2f}x)" for name, v in ns.items())
         print(f"  n = {n:5d}: ns/element (against plain): {cells}")
@@ -276,7 +299,7 @@ def threads_against_one(args, threads: int) -> None:
         n = 1 << k
         src = np.random.default_rng(k).standard_normal((max(1, array_bytes(args) // (n * 4)), n)).astype(np.float32)
         names = {"fwht 1": on(1, fwht_in_place), f"fwht {threads}": on(threads, fwht_in_place), "roof 1": on(1, roof), f"roof {threads}": on(threads, roof)}
-        t = measure_cases({name: (fn, src) for name, fn in names.items()}, args.repeats)
+        t = measure_cases({name: (fn, src) for name, fn in names.items()}, args.repeats, args.offset)
         g = {name: gbs(src.nbytes, s) for name, s in t.items()}
         print(f"  n=2^{k}: fwht {g['fwht 1']:.2f} / {g[f'fwht {threads}']:.2f} GB/s on 1 / {threads} threads, ratio {g[f'fwht {threads}'] / g['fwht 1']:.2f};"
               f" roof (in-place scale) {g['roof 1']:.2f} / {g[f'roof {threads}']:.2f} GB/s, ratio {g[f'roof {threads}'] / g['roof 1']:.2f};"
@@ -298,7 +321,12 @@ def main(argv=None) -> None:
     parser.add_argument("--kmax", type=int, default=16)
     parser.add_argument("--no-install", action="store_true", help="do not pip-install missing peers")
     parser.add_argument("--sections", default="throughput,slow,latency,composite,forms,threads")
+    parser.add_argument("--offset", type=int, default=None,
+                        help="start every work array this many bytes past a 64-byte boundary (0, 8, ..., 56; "
+                             "default: where numpy puts it, 16 bytes past for large arrays)")
     args = parser.parse_args(argv)
+    if args.offset is not None and args.offset not in range(0, 64, 8):
+        parser.error(f"--offset must be one of 0, 8, ..., 56 bytes (a multiple of float64's 8), got {args.offset}")
     if not args.mib >= 1 / 64 or args.repeats < 1 or not 1 <= args.kmin <= args.kmax <= 24:
         parser.error("need --mib >= 1/64 (16 KiB), --repeats >= 1 and 1 <= --kmin <= --kmax <= 24")
     sections = set(args.sections.split(","))
@@ -309,7 +337,8 @@ def main(argv=None) -> None:
     print(f"numpy {np.__version__}, numba {numba.__version__}, cpu count {os.cpu_count()}, numba threads {numba.config.NUMBA_NUM_THREADS}")
     for name, st in status.items():
         print(f"peer {name}: {st}")
-    print(f"GB/s of input processed, median of {args.repeats}; arrays of ~{args.mib} MiB; all peers in-place and unnormalized")
+    print(f"GB/s of input processed, median of {args.repeats}; arrays of ~{args.mib} MiB, placed {placement(args.offset)};"
+          " all peers in-place and unnormalized")
     if "throughput" in sections:
         print("\n== one thread ==")
         for dtype in (np.float32, np.float64):

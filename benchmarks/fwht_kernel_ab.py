@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench_fwht import timings  # noqa: E402
+from bench_fwht import placement, timings  # noqa: E402
 from hadamard import _fwht  # noqa: E402
 from hadamard import _fwht_kernels as current  # noqa: E402
 
@@ -121,12 +121,18 @@ def main(argv=None) -> None:
     ap.add_argument("--cases", nargs="+", required=True, help="dtype:2^k[:normalized] or dtype:MxP[:signs][:inverse][:raw]")
     ap.add_argument("--mib", type=int, default=64, help="array size in MiB (default 64)")
     ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--offset", type=int, default=None,
+                    help="start the work arrays this many bytes past a 64-byte boundary (0, 8, ..., 56; default: "
+                         "where numpy puts them, 16 bytes past)")
     args = ap.parse_args(argv)
+    if args.offset is not None and args.offset not in range(0, 64, 8):
+        ap.error(f"--offset must be one of 0, 8, ..., 56 bytes, got {args.offset}")
     numba.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
         base, base_route = load_revision(args.base, folder)
         sides = {"base": (base, base_route), "this": (current, _fwht._register_product_fits)}
-        print(f"ns per element, median of {args.repeats}, ~{args.mib} MiB, one thread; base = {args.base}")
+        print(f"ns per element, median of {args.repeats}, ~{args.mib} MiB, placed {placement(args.offset)}, one thread;"
+              f" base = {args.base}")
         for text in args.cases:
             dtype, m, p, flags = parse_case(text)
             n = m * p
@@ -138,7 +144,7 @@ def main(argv=None) -> None:
             for name, fn in fns.items():  # compiles too; each result kept for the bit comparison
                 results[name] = src.copy()
                 fn(results[name])
-            taken = timings({k: (fn, src) for k, fn in fns.items()}, args.repeats)
+            taken = timings({k: (fn, src) for k, fn in fns.items()}, args.repeats, args.offset)
             med = {k: float(np.median(v)) / src.size * 1e9 for k, v in taken.items()}
             # the ratio of the two timings of each repeat, taken moments apart: steadier than
             # the ratio of the medians when the machine's speed drifts

@@ -10,6 +10,7 @@ import importlib
 import os
 import sys
 
+import numpy as np
 import pytest
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
@@ -49,6 +50,28 @@ def test_bad_arguments_are_refused(bench_fwht, capsys, argv):
         bench_fwht.main(["--no-install", *argv])
     assert exc.value.code == 2
     assert "need --mib" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("offset", [0, 8, 16, 56])
+def test_work_arrays_start_where_asked(bench_fwht, offset):
+    src = np.arange(24.0).reshape(4, 6)
+    work = bench_fwht.work_like(src, offset)
+    assert work.ctypes.data % 64 == offset
+    assert work.shape == src.shape and work.dtype == src.dtype and work.flags.c_contiguous and work.flags.writeable
+
+
+@pytest.mark.parametrize("offset", ["4", "64", "-8"])
+def test_offsets_other_than_multiples_of_8_below_64_are_refused(bench_fwht, capsys, offset):
+    with pytest.raises(SystemExit) as exc:
+        bench_fwht.main(["--no-install", "--offset", offset])
+    assert exc.value.code == 2
+    assert "--offset must be one of 0, 8, ..., 56" in capsys.readouterr().err
+
+
+def test_an_aligned_run_says_so(bench_fwht, capsys):
+    bench_fwht.main(["--no-install", "--mib", "0.0625", "--repeats", "1", "--kmin", "8", "--kmax", "8",
+                     "--sections", "throughput", "--offset", "0"])
+    assert "placed 0 bytes past a 64-byte boundary" in capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
