@@ -112,19 +112,17 @@ ROW_GROUP_BYTES = 8192
 PREFETCH_BYTES = 4096
 """How far ahead the copy into a bundle prefetches (the first pass of rows up to one block did
 too, until a Zen 4 ran it up to 14 % faster without: see :func:`_in_register_levels`)."""
-NEXT_ROW_PREFETCH_BYTES = 32768
-NEXT_ROW_PREFETCH_STEP = 128
-NEXT_ROW_PREFETCH_MAX_ROW_BYTES = 131072
-"""Rows over 32 KiB, up to 128 KiB: while their blocks get their levels in L1, every call of those
-passes prefetches the next ``NEXT_ROW_PREFETCH_STEP`` bytes that the next row's first pass will
-read, up to ``NEXT_ROW_PREFETCH_BYTES`` in all (:func:`_block_levels`). Thinly spread like that
-it paid on a Zen 4 (same bits, 64 MiB, one thread, ``fwht_kernel_ab.py --base fdc2fc6``,
-two runs of 15 repeats): float64 2^13 1.08-1.12x, 2^14 1.03x, float32 2^14 1.07-1.08x, 2^15
-1.02-1.04x; longer rows, which do without, 1.00-1.01x. With it on longer rows too: float64
-2^15 1.01x, 2^16 0.99x, float32 2^16 1.01x (nothing gained); with a division by the number
-of runs in the loop, 0.97-0.98x there. Not kept: 256 bytes per call (0.98-0.99x), the whole
-next row (0.86-1.04x), each block's share at once before its passes (0.85-1.02x), a row ahead
-from the first pass instead (0.88-1.00x)."""
+NEXT_ROW_PREFETCH_STEP = 256
+NEXT_ROW_PREFETCH_BYTES = 262144
+"""Rows over 32 KiB: while their blocks get their levels in L1, every call of those passes
+prefetches into L2, for reading, the next ``NEXT_ROW_PREFETCH_STEP`` bytes that the next row's
+first pass will read, up to ``NEXT_ROW_PREFETCH_BYTES`` in all (:func:`_block_levels`): the whole
+next row up to 256 KiB rows, its first half at 512 KiB (so that the row being transformed keeps
+its half of the 1 MiB L2). Same bits; paired A/B against a thin ``prefetchw`` into L1 (128 bytes
+per call, up to 32 KiB, rows up to 128 KiB), 64 MiB, one thread, Zen 4, 11 repeats, two runs:
+float64 2^13 1.09-1.14x, 2^14 1.06-1.08x, 2^15 1.04-1.06x, float32 2^14 1.07-1.08x, 2^15
+1.02-1.08x; 2^16 0.98-1.04x (noise either way; the whole 512 KiB row ahead 0.98x, 128 KiB of
+it 0.99-1.01x). That ``prefetchw`` had gained 1.02-1.12x over none (ninth session)."""
 
 VECTOR_BYTES = 32
 """Bytes per explicit SIMD vector (256-bit: AVX2).  64 (AVX-512) gives correct results but was
@@ -583,8 +581,8 @@ def _prefetch_kernel(nbytes, into_l2=False):
 
 # one in-register block (the first passes' prefetch), and the thin steps of _block_levels
 _prefetch = _prefetch_kernel(IN_REGISTER_BYTES)
-_prefetch_step = _prefetch_kernel(NEXT_ROW_PREFETCH_STEP)
 _prefetch_to_l2 = _prefetch_kernel(IN_REGISTER_BYTES, into_l2=True)
+_prefetch_step_to_l2 = _prefetch_kernel(NEXT_ROW_PREFETCH_STEP, into_l2=True)
 
 
 def _strided_kernel(emit, scaled=False):
@@ -803,7 +801,7 @@ def _quarters_radix32(row, part, reg, lanes, a, ahead):
 @njit(cache=True)
 def _block_levels(b, h, stop, lanes, a, nxt, runs, run, ahead, k):
     """``_levels(b, h, stop, lanes)`` on one L1 block ``b`` of a long row of the flat ``a``, and,
-    where those levels are two radix-16 passes, a thin prefetch of the next row beside them.
+    where those levels are two radix-16 passes, a prefetch into L2 of the next row beside them.
 
     The next row's first pass reads ``runs`` (2 or 4) runs ``run`` values apart from
     ``a[nxt]``, all of them a step at a time. Call ``k`` of the passes here (counted over the row's
@@ -821,7 +819,7 @@ def _block_levels(b, h, stop, lanes, a, nxt, runs, run, ahead, k):
                 _radix16_vectors(b, i, h)
                 at = (k >> shift) * step
                 if at < ahead:
-                    _prefetch_step(a, nxt + (k & (runs - 1)) * run + at)
+                    _prefetch_step_to_l2(a, nxt + (k & (runs - 1)) * run + at)
                 k += 1
         h *= 16
     return k
@@ -1044,12 +1042,11 @@ def _sylvester_levels(a, n, reg, block, scale):
     # levels of 2 or 4 runs a quarter (or half) row apart and the 1 or 2 levels across them,
     # then every block gets its remaining levels in cache, then any levels left across blocks
     # (one pass fewer than whole blocks first and all levels across blocks last); the passes
-    # in cache prefetch the start of the next row's runs, thinly, on rows up to 128 KiB
+    # in L1 prefetch the next row's runs into L2 (up to NEXT_ROW_PREFETCH_BYTES of it)
     parts = 2 if n == 2 * block else 4
     span = reg // parts
     quarter = n // parts
     ahead = min(quarter, NEXT_ROW_PREFETCH_BYTES // a.itemsize // parts)
-    prefetching = n * a.itemsize <= NEXT_ROW_PREFETCH_MAX_ROW_BYTES
     for r in range(0, a.size, n):
         row = a[r : r + n]
         factors = _factors_at(scale, r)
@@ -1060,10 +1057,7 @@ def _sylvester_levels(a, n, reg, block, scale):
                 _split_row_4(row, i, quarter, factors)
         k = 0
         for j in range(0, n, block):
-            if prefetching:
-                k = _block_levels(row[j : j + block], span, block, lanes, a, r + n, parts, quarter, ahead, k)
-            else:
-                _levels(row[j : j + block], span, block, lanes)
+            k = _block_levels(row[j : j + block], span, block, lanes, a, r + n, parts, quarter, ahead, k)
         if quarter > block:
             _levels(row, block, quarter, lanes)
 
