@@ -16,7 +16,9 @@ are; ``:normalized`` scales by ``2^(-k/2)`` as ``hadamard.fwht`` does by default
 optional ``:signs``, ``:inverse`` and ``:raw`` (unnormalized) flags (the serial driver
 ``hadamard.fwht`` would take for it, with the arguments it would pass; for the base, the
 driver its own revision's ``hadamard/_fwht.py`` chose, so a change of route is timed too:
-the routes are printed). One thread (``numba.set_num_threads(1)``).
+the routes are printed). One thread, unless ``--threads`` (powers of two only, through the
+parallel driver ``hadamard.fwht`` takes for large batches); ``--offset`` places the arrays
+that many bytes past a 64-byte boundary (default: where numpy puts them).
 """
 
 from __future__ import annotations
@@ -99,11 +101,15 @@ def parse_case(text: str):
         raise SystemExit(f"bad case {text!r}: the size must be 2^k or MxP with integers k, M, P") from None
 
 
-def runner(module, route, dtype, m, p, flags):
+def runner(module, route, dtype, m, p, flags, threads=1):
     reg, block = module.IN_REGISTER[dtype.itemsize], module.L1_BLOCK[dtype.itemsize]
     if m == 1 and not flags & {"signs", "inverse"}:
         scale = dtype.type(p ** -0.5 if "normalized" in flags else 1.0)
+        if threads > 1:  # as hadamard.fwht splits a batch: _TASKS_PER_THREAD runs of rows per thread
+            return lambda a: module.sylvester_parallel(a, scale, reg, block, max(1, -(-a.shape[0] // (threads * _fwht._TASKS_PER_THREAD))))
         return lambda a: module.sylvester_serial(a, scale, reg, block)
+    if threads > 1:
+        raise SystemExit("--threads above 1 times powers of two only (cases dtype:2^k[:normalized])")
     n = m * p
     signs = _fwht.random_signs(n, 0) if "signs" in flags else None
     spec = _fwht._Spec.build(n, m, p, dtype, normalized="raw" not in flags, signs=signs, inverse="inverse" in flags)
@@ -121,23 +127,27 @@ def main(argv=None) -> None:
     ap.add_argument("--cases", nargs="+", required=True, help="dtype:2^k[:normalized] or dtype:MxP[:signs][:inverse][:raw]")
     ap.add_argument("--mib", type=int, default=64, help="array size in MiB (default 64)")
     ap.add_argument("--repeats", type=int, default=9)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="numba threads, each side through its parallel driver (powers of two only; default 1)")
     ap.add_argument("--offset", type=int, default=None,
                     help="start the work arrays this many bytes past a 64-byte boundary (0, 8, ..., 56; default: "
                          "where numpy puts them, 16 bytes past)")
     args = ap.parse_args(argv)
     if args.offset is not None and args.offset not in range(0, 64, 8):
         ap.error(f"--offset must be one of 0, 8, ..., 56 bytes, got {args.offset}")
-    numba.set_num_threads(1)
+    if not 1 <= args.threads <= numba.config.NUMBA_NUM_THREADS:
+        ap.error(f"--threads must be 1 to {numba.config.NUMBA_NUM_THREADS} (numba's threads here), got {args.threads}")
+    numba.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         base, base_route = load_revision(args.base, folder)
         sides = {"base": (base, base_route), "this": (current, _fwht._register_product_fits)}
-        print(f"ns per element, median of {args.repeats}, ~{args.mib} MiB, placed {placement(args.offset)}, one thread;"
+        print(f"ns per element, median of {args.repeats}, ~{args.mib} MiB, placed {placement(args.offset)}, {args.threads} thread(s);"
               f" base = {args.base}")
         for text in args.cases:
             dtype, m, p, flags = parse_case(text)
             n = m * p
             src = np.random.default_rng(n).standard_normal((max(1, (args.mib << 20) // (n * dtype.itemsize)), n)).astype(dtype)
-            fns = {k: runner(mod, route, dtype, m, p, flags) for k, (mod, route) in sides.items()}
+            fns = {k: runner(mod, route, dtype, m, p, flags, args.threads) for k, (mod, route) in sides.items()}
             routes = {k: "straight-line" if straight_line(mod, route, m, p, dtype.itemsize) else "table"
                       for k, (mod, route) in sides.items()} if m > 1 else None
             results = {}
