@@ -559,10 +559,11 @@ def _prefetch_kernel(nbytes, into_l2=False):
     """An intrinsic ``(arr, start)`` that prefetches the ``nbytes`` bytes at ``arr[start:]``, a
     cache line at a time; it never faults, whatever ``start``.
 
-    By default for writing, into L1 (``prefetchw``). ``into_l2``: for reading, into L2
-    (``prefetcht1``; Zen 4 is the first AMD core that keeps such lines out of L1). Only the
-    read form into L2 can run beside passes that fill the L1d: ``prefetchw`` into L2 or L1 during
-    the radix-32 pass of 32 KiB rows ran 0.78x, ``prefetcht1`` 1.16-1.38x (see
+    By default for writing, into L1 (``prefetchw``: LLVM emits any prefetch for writing so,
+    whatever locality it is asked for). ``into_l2``: for reading, into L2 (``prefetcht1``; Zen 4
+    is the first AMD core that keeps such lines out of L1). Only the read form into L2 can run
+    beside passes that fill the L1d: in a scratch copy of the 32 KiB rows' loop, ``prefetchw``
+    during the radix-32 pass ran 0.78x, ``prefetcht1`` 1.19-1.38x (see
     :func:`_quarters_radix32`)."""
     write, locality = (0, 2) if into_l2 else (1, PREFETCH_LOCALITY)
 
@@ -579,7 +580,8 @@ def _prefetch_kernel(nbytes, into_l2=False):
     return _start_kernel(emit)
 
 
-# one in-register block (the first passes' prefetch), and the thin steps of _block_levels
+# for writing into L1, one in-register block (the first pass of 32 KiB rows); into L2 for
+# reading, one in-register block (their radix-32 pass) and the steps of _block_levels
 _prefetch = _prefetch_kernel(IN_REGISTER_BYTES)
 _prefetch_to_l2 = _prefetch_kernel(IN_REGISTER_BYTES, into_l2=True)
 _prefetch_step_to_l2 = _prefetch_kernel(NEXT_ROW_PREFETCH_STEP, into_l2=True)
@@ -783,11 +785,12 @@ def _quarters_radix32(row, part, reg, lanes, a, ahead):
     in turn from the row at ``a[ahead]``, two rows on: the whole of that row, over this pass.
 
     The pass over memory then finds that row in L2, and memory works while this pass computes,
-    which it did not before. Same bits; paired against the kernel without it (64 MiB, one thread,
-    Zen 4, 11 repeats; the row after this one was already prefetched into L1 by the first pass):
-    float64 2^12 1.26-1.38x on 64-byte-aligned rows and 1.19x on numpy's 16-byte-off ones,
-    float32 2^13 1.20x. Prefetching the next row instead (without the first pass's prefetch)
-    1.15-1.29x; the first pass's prefetch for reading rather than writing changed nothing."""
+    which it did not before. Same bits; paired against the kernel without it
+    (``fwht_kernel_ab.py``, 64 MiB, one thread, Zen 4, 11 repeats; the row after this one is
+    prefetched into L1 by the first pass, as before): float64 2^12 1.26x on numpy's 16-byte-off
+    rows and 1.30x on 64-byte-aligned ones, float32 2^13 1.16x and 1.24x, float32 12*2^13 1.09x.
+    In a scratch copy of the loop, the next row instead (and no prefetch in the first pass)
+    1.15-1.29x; the first pass's prefetch for reading rather than writing, 0.98-1.02x."""
     c = 0
     for j in range(0, row.size, part):
         b = row[j : j + part]
