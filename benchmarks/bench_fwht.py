@@ -305,7 +305,8 @@ def threads_against_one(args, threads: int) -> None:
         g = {name: gbs(src.nbytes, s) for name, s in t.items()}
         print(f"  n=2^{k}: fwht {g['fwht 1']:.2f} / {g[f'fwht {threads}']:.2f} GB/s on 1 / {threads} threads, ratio {g[f'fwht {threads}'] / g['fwht 1']:.2f};"
               f" roof (in-place scale) {g['roof 1']:.2f} / {g[f'roof {threads}']:.2f} GB/s, ratio {g[f'roof {threads}'] / g['roof 1']:.2f};"
-              f" fwht at {g[f'fwht {threads}'] / g[f'roof {threads}']:.0%} of the {threads}-thread roof")
+              f" fwht at {g[f'fwht {threads}'] / g[f'roof {threads}']:.0%} of the {threads}-thread roof,"
+              f" which leaves at most {g[f'roof {threads}'] / g['fwht 1']:.2f}x one thread of fwht")
     numba.set_num_threads(1)
 
 
