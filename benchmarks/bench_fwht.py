@@ -139,6 +139,20 @@ def placement(offset: int | None) -> str:
     return f"{offset} bytes past a 64-byte boundary (--offset)"
 
 
+def add_offset_argument(parser: argparse.ArgumentParser) -> None:
+    """``--offset``, the placement :func:`work_like` gives the work arrays (this script's and
+    ``fwht_kernel_ab.py``'s); check it with :func:`check_offset`."""
+    parser.add_argument("--offset", type=int, default=None,
+                        help="start every work array this many bytes past a 64-byte boundary (0, 8, ..., 56; "
+                             "default: where numpy puts it, 16 bytes past for large arrays)")
+
+
+def check_offset(parser: argparse.ArgumentParser, offset: int | None) -> None:
+    """Refuse (``parser.error``) an ``--offset`` other than a multiple of 8 below 64."""
+    if offset is not None and offset not in range(0, 64, 8):
+        parser.error(f"--offset must be one of 0, 8, ..., 56 bytes (a multiple of float64's 8), got {offset}")
+
+
 def gbs(nbytes: int, seconds: float) -> float:
     return nbytes / seconds / 1e9
 
@@ -324,12 +338,9 @@ def main(argv=None) -> None:
     parser.add_argument("--kmax", type=int, default=16)
     parser.add_argument("--no-install", action="store_true", help="do not pip-install missing peers")
     parser.add_argument("--sections", default="throughput,slow,latency,composite,forms,threads")
-    parser.add_argument("--offset", type=int, default=None,
-                        help="start every work array this many bytes past a 64-byte boundary (0, 8, ..., 56; "
-                             "default: where numpy puts it, 16 bytes past for large arrays)")
+    add_offset_argument(parser)
     args = parser.parse_args(argv)
-    if args.offset is not None and args.offset not in range(0, 64, 8):
-        parser.error(f"--offset must be one of 0, 8, ..., 56 bytes (a multiple of float64's 8), got {args.offset}")
+    check_offset(parser, args.offset)
     if not args.mib >= 1 / 64 or args.repeats < 1 or not 1 <= args.kmin <= args.kmax <= 24:
         parser.error("need --mib >= 1/64 (16 KiB), --repeats >= 1 and 1 <= --kmin <= --kmax <= 24")
     sections = set(args.sections.split(","))

@@ -37,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from bench_fwht import placement, timings  # noqa: E402
+from bench_fwht import add_offset_argument, check_offset, placement, timings  # noqa: E402
 from hadamard import _fwht  # noqa: E402
 from hadamard import _fwht_kernels as current  # noqa: E402
 
@@ -105,8 +105,8 @@ def runner(module, route, dtype, m, p, flags, threads=1):
     reg, block = module.IN_REGISTER[dtype.itemsize], module.L1_BLOCK[dtype.itemsize]
     if m == 1 and not flags & {"signs", "inverse"}:
         scale = dtype.type(p ** -0.5 if "normalized" in flags else 1.0)
-        if threads > 1:  # as hadamard.fwht splits a batch: _TASKS_PER_THREAD runs of rows per thread
-            return lambda a: module.sylvester_parallel(a, scale, reg, block, max(1, -(-a.shape[0] // (threads * _fwht._TASKS_PER_THREAD))))
+        if threads > 1:  # as hadamard.fwht splits a batch
+            return lambda a: module.sylvester_parallel(a, scale, reg, block, _fwht._rows_per_task(a.shape[0], threads))
         return lambda a: module.sylvester_serial(a, scale, reg, block)
     if threads > 1:
         raise SystemExit("--threads above 1 times powers of two only (cases dtype:2^k[:normalized])")
@@ -129,12 +129,9 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=1,
                     help="numba threads, each side through its parallel driver (powers of two only; default 1)")
-    ap.add_argument("--offset", type=int, default=None,
-                    help="start the work arrays this many bytes past a 64-byte boundary (0, 8, ..., 56; default: "
-                         "where numpy puts them, 16 bytes past)")
+    add_offset_argument(ap)
     args = ap.parse_args(argv)
-    if args.offset is not None and args.offset not in range(0, 64, 8):
-        ap.error(f"--offset must be one of 0, 8, ..., 56 bytes, got {args.offset}")
+    check_offset(ap, args.offset)
     if not 1 <= args.threads <= numba.config.NUMBA_NUM_THREADS:
         ap.error(f"--threads must be 1 to {numba.config.NUMBA_NUM_THREADS} (numba's threads here), got {args.threads}")
     numba.set_num_threads(args.threads)

@@ -27,6 +27,12 @@ _SERIAL_MAX_ELEMENTS = 1 << 16
 _TASKS_PER_THREAD = 4
 """Parallel tasks per thread, so uneven rows balance out."""
 
+
+def _rows_per_task(nrows: int, threads: int) -> int:
+    """Rows per parallel task when ``nrows`` rows go over ``threads`` threads (``_TASKS_PER_THREAD``
+    tasks each)."""
+    return max(1, -(-nrows // (threads * _TASKS_PER_THREAD)))
+
 _ALIGN_BYTES = 64
 """The result of an out-of-place transform starts on a cache line (see :func:`_aligned_copy`)."""
 
@@ -429,7 +435,7 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
         if threads == 1 or work.size <= _SERIAL_MAX_ELEMENTS or work.shape[0] == 1:
             kernels.sylvester_serial(work, spec.scale, reg, block)
         else:
-            chunk = max(1, -(-work.shape[0] // (threads * _TASKS_PER_THREAD)))
+            chunk = _rows_per_task(work.shape[0], threads)
             kernels.sylvester_parallel(work, spec.scale, reg, block, chunk)
         return
     reg, block = kernels.IN_REGISTER[itemsize], kernels.L1_BLOCK[itemsize]
@@ -440,7 +446,7 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
         if threads == 1:
             serial(*args)
         else:
-            parallel(*args, max(1, -(-work.shape[0] // (threads * _TASKS_PER_THREAD))))
+            parallel(*args, _rows_per_task(work.shape[0], threads))
         return
     args = (work, spec.p, spec.codes, spec.gsigns, spec.w, spec.pre, spec.post, spec.scale, reg, block)
     if work.size <= _SERIAL_MAX_ELEMENTS or work.shape[0] == 1:
@@ -450,7 +456,7 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
     if threads == 1:
         kernels.transform_serial(*args)
     else:
-        chunk = max(1, -(-work.shape[0] // (threads * _TASKS_PER_THREAD)))
+        chunk = _rows_per_task(work.shape[0], threads)
         kernels.transform_parallel(*args, chunk)
 
 
