@@ -187,8 +187,9 @@ def register_product(args, kernels, dtype):
         if not (m % 4 == 0 and 1 < m <= kernels.REGISTER_PRODUCT_MAX_M and p >= lanes and p & (p - 1) == 0):
             raise SystemExit(f"{text}: --register needs m a multiple of 4 up to {kernels.REGISTER_PRODUCT_MAX_M} "
                              f"and p a power of two of at least {lanes} for {args.dtype}")
-        kind = kernels._product_kind(m, False)
-        circulant = _fwht._has_circulant_blocks(m)
+        in_l1 = _fwht._rows_in_l1(m, p, dtype.itemsize)
+        kind = kernels._product_kind(m, False, in_l1)
+        circulant = kernels.circulant_product(kernels._hadamard_matrix(m), in_l1) is not None
 
         @numba.njit
         def product(row, stride, p, scale, reps):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import os
 import subprocess
 import sys
@@ -83,6 +84,14 @@ def straight_line(module, route, m, p, itemsize) -> bool:
     return m > 1 and hasattr(module, "register_product_drivers") and route(m, p, itemsize)
 
 
+def product_drivers(module, m, transposed, rows_in_l1):
+    """``module.register_product_drivers`` as ``hadamard.fwht`` calls it, for revisions whose
+    drivers take whether the rows fit in L1 and for those before."""
+    if "rows_in_l1" in inspect.signature(module.register_product_drivers).parameters:
+        return module.register_product_drivers(m, transposed, rows_in_l1)
+    return module.register_product_drivers(m, transposed)
+
+
 def parse_case(text: str):
     """``(dtype, m, p, flags)`` from ``float32:2^13`` or ``float64:12x64:signs:inverse``."""
     parts = text.split(":")
@@ -115,7 +124,7 @@ def runner(module, route, dtype, m, p, flags, threads=1):
     spec = _fwht._Spec.build(n, m, p, dtype, normalized="raw" not in flags, signs=signs, inverse="inverse" in flags)
     if straight_line(module, route, m, p, dtype.itemsize):
         # the route hadamard.fwht takes (or took, at the base revision)
-        serial = module.register_product_drivers(m, spec.transposed)[0]
+        serial = product_drivers(module, m, spec.transposed, _fwht._rows_in_l1(m, p, dtype.itemsize))[0]
         return lambda a: serial(a, spec.p, spec.pre, spec.post, spec.scale, reg, block)
     return lambda a: module.transform_serial(a, spec.p, spec.codes, spec.gsigns, spec.w, spec.pre, spec.post,
                                              spec.scale, reg, block)

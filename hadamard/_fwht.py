@@ -440,7 +440,7 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
         return
     reg, block = kernels.IN_REGISTER[itemsize], kernels.L1_BLOCK[itemsize]
     if _register_product_fits(spec.m, spec.p, itemsize):
-        serial, parallel = _register_product_drivers(spec.m, spec.transposed)
+        serial, parallel = _register_product_drivers(spec.m, spec.transposed, _rows_in_l1(spec.m, spec.p, itemsize))
         args = (work, spec.p, spec.pre, spec.post, spec.scale, reg, block)
         threads = 1 if work.size <= _SERIAL_MAX_ELEMENTS or work.shape[0] == 1 else kernels.numba_threads()
         if threads == 1:
@@ -469,29 +469,28 @@ def _register_product_fits(m: int, p: int, itemsize: int) -> bool:
     or a large ``m`` (whose many additions per value loaded hide the reloads from L2)
     on sub-rows short enough that the ``m`` of them do not crowd the same L1 sets, or on
     sub-rows of any length where ``H_m`` has circulant blocks (its product reads each
-    input once, into a table on the stack: ``_fwht_kernels.circulant_blocks``).
+    input once, into a table on the stack: ``_fwht_kernels.circulant_serves_long_sub_rows``).
     """
     kernels = _kernels()
     if not (1 < m <= kernels.REGISTER_PRODUCT_MAX_M and 4 * p * itemsize >= kernels.VECTOR_BYTES):
         return False
-    if m * p * itemsize <= kernels.REGISTER_PRODUCT_ROW_BYTES:
+    if _rows_in_l1(m, p, itemsize):
         return True
     if m < kernels.REGISTER_PRODUCT_LARGE_M:
         return False
-    return p * itemsize <= kernels.REGISTER_PRODUCT_LARGE_M_SUB_ROW_BYTES or _has_circulant_blocks(m)
+    return p * itemsize <= kernels.REGISTER_PRODUCT_LARGE_M_SUB_ROW_BYTES or kernels.circulant_serves_long_sub_rows(m)
+
+
+def _rows_in_l1(m: int, p: int, itemsize: int) -> bool:
+    """Whether rows of ``m * p`` values fit in L1 (``REGISTER_PRODUCT_ROW_BYTES``), which
+    decides between two forms of some ``H_m`` products (``_fwht_kernels.circulant_product``)."""
+    return m * p * itemsize <= _kernels().REGISTER_PRODUCT_ROW_BYTES
 
 
 @lru_cache(maxsize=None)
-def _has_circulant_blocks(m: int) -> bool:
-    # whether H_m's product is the circulant loop; H_m^T's is when H_m's is (the transpose
-    # of a circulant is one)
-    return _kernels().circulant_product(get(m)) is not None
-
-
-@lru_cache(maxsize=None)
-def _register_product_drivers(m: int, transposed: bool):
+def _register_product_drivers(m: int, transposed: bool, rows_in_l1: bool):
     # one pair of dispatchers per matrix: each compiles (or loads from numba's cache) on first use
-    return _kernels().register_product_drivers(m, transposed)
+    return _kernels().register_product_drivers(m, transposed, rows_in_l1)
 
 
 _INPLACE = None

@@ -85,11 +85,15 @@ Why the code looks the way it does (each point was measured):
   1.4-1.6x against the table; at 92·2^6, whose straight-line code fits that
   cache, 0.91-1.03x, so only from ``REGISTER_PRODUCT_LARGE_M`` on). Its body
   takes 4 output rows per pass as chains of additions, half of them FMAs, and
-  loads the table entries they share once (``CIRCULANT_ROWS``: 1.28x more at
+  loads the table entries they share once (``CIRCULANT_CHAINS``: 1.28x more at
   172·2^6).
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
@@ -99,6 +103,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ._api import get as _hadamard_matrix
+from ._numbers import is_prime
 
 L1_BLOCK_BYTES = 16384
 """Bytes per cache block of the plan of long rows, and the longest row transformed whole in
@@ -1145,7 +1150,7 @@ REGISTER_PRODUCT_LARGE_M_SUB_ROW_BYTES = 1024
 product when their sub-rows are at most this long: ``m/4`` additions per value loaded hide
 the reloads (float32 100x256 1.07x, 140x64 1.18x, 172x64 1.27x, 172x256 1.08x; float64
 172x64 1.15x); 2 and 4 KiB sub-rows were 0.83-0.95x. Matrices with circulant blocks
-(:func:`circulant_blocks`) take it on sub-rows of any length: their product reads each
+(:func:`circulant_form`) take it on sub-rows of any length: their product reads each
 input once, so the crowded L1 sets cost little (float32 172x1024 1.36-1.62x against the table;
 92x1024, below ``REGISTER_PRODUCT_LARGE_M``, 0.96x)."""
 
@@ -1156,15 +1161,21 @@ def group_codes(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``h[i, 4q + k] = gsigns[i, q] * (-1)^(bit k-1 of codes[i, q])`` for ``k = 1, 2, 3`` (and
     ``gsigns[i, q]`` for ``k = 0``), ``codes[i, q]`` the index of the sum of
     :func:`_signed_sums` that row ``i`` takes from group ``q``."""
-    g = np.asarray(h).reshape(h.shape[0], h.shape[1] // 4, 4)
+    return _group_codes(h, 4)
+
+
+def _group_codes(h: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    g = np.asarray(h).reshape(h.shape[0], h.shape[1] // size, size)
     first = g[:, :, 0]
-    codes = ((g[:, :, 1:] != first[:, :, None]) * np.array([1, 2, 4])).sum(axis=2).astype(np.int64)
+    codes = ((g[:, :, 1:] != first[:, :, None]) * (1 << np.arange(size - 1))).sum(axis=2).astype(np.int64)
     return codes, np.ascontiguousarray(first)
 
 
-def _product_kind(m: int, transposed: bool) -> int:
-    """The compile-time constant that names ``H_m`` (or its transpose) to :func:`_hm_columns`."""
-    return 2 * m + int(transposed)
+def _product_kind(m: int, transposed: bool, rows_in_l1: bool = False) -> int:
+    """The compile-time constant that names ``H_m`` (or its transpose) to :func:`_hm_columns`,
+    and whether its rows fit in L1 where that changes the product (:func:`circulant_product`)."""
+    in_l1 = bool(rows_in_l1) and 0 < _form_blocks(m) < 4
+    return 4 * m + 2 * int(in_l1) + int(transposed)
 
 
 def _hm_network(builder, xs, h):
@@ -1183,93 +1194,276 @@ def _hm_network(builder, xs, h):
     return out
 
 
-def circulant_blocks(h: np.ndarray):
-    """``(w, terms)`` if the +-1 matrix ``h`` is a 4 x 4 array of circulant ``w x w`` blocks
-    (Williamson's array), else ``None``.
+class CirculantForm(NamedTuple):
+    """``H_m`` (or its transpose) as ``K`` blocks of ``w`` indices whose ``K x K`` blocks are
+    circulant, plus a border of rows and columns (:func:`circulant_form`).
 
-    Block ``(i, j)`` is ``f_ij[(s - r) mod w]`` at ``(r, s)``, so output ``r`` of block row
-    ``i`` is ``sum_t sign * T[(r + t) mod w][code]`` over ``t < w``, ``T[s]`` the 8 signed
-    sums of the four inputs ``s, w + s, 2w + s, 3w + s`` (:func:`_signed_sums`):
-    ``terms[i]`` lists ``(t, code, sign)``, the same for every ``r``.
+    Block ``j``'s element ``s`` is index ``index[j][s]`` of the matrix; block ``(i, j)`` is
+    ``f_ij[(s - r) mod w]`` at ``(r, s)``, so output ``r`` of block row ``i`` is the same sum
+    for every ``r``, shifted by ``r``: ``sum sign * T[r + t][entry]`` over ``terms[i]``, plus
+    ``bias[i]`` (the border columns, constant down a block row). Table row ``T[u]`` holds, for
+    each group of 4 ``(block, shift)``, the 8 signed sums (:func:`_signed_sums`) of its inputs
+    ``x_j[(u + shift) mod w]``, then ``x_j[u]`` for each ``j`` in ``singles``: the inputs that
+    the groups' translates leave out. The border rows are sums of whole blocks (``border_rows``:
+    a sign per block, then a sign per border index).
+    """
+
+    w: int
+    index: tuple  # K tuples of w matrix indices
+    border: tuple  # matrix indices outside the blocks
+    groups: tuple  # groups of 4 (block, shift)
+    singles: tuple  # blocks whose single inputs follow the groups' sums in a table row
+    terms: tuple  # per block row: ((t, entry, sign), ...)
+    bias: tuple  # per block row: ((border position, sign), ...)
+    border_rows: tuple  # per border index: ((sign per block), (sign per border index))
+
+
+def _is_circulant(block: np.ndarray) -> bool:
+    return all((block[r] == np.roll(block[0], r)).all() for r in range(block.shape[0]))
+
+
+def _primitive_root(q: int) -> int:
+    """The least generator of the multiplicative group of the integers modulo the prime ``q``."""
+    factors = {f for f in range(2, q) if (q - 1) % f == 0 and all(f % d for d in range(2, int(f**0.5) + 1))}
+    return next(g for g in range(2, q) if all(pow(g, (q - 1) // f, q) != 1 for f in factors))
+
+
+def _circulant_layouts(m: int):
+    """Candidate ``(border, index)`` for :func:`circulant_form`.
+
+    * Williamson's array: 4 blocks of ``m / 4`` consecutive indices, no border.
+    * Paley I over a prime ``q = m - 1`` (index ``1 + x`` for ``x`` in GF(q), 0 for infinity):
+      the core is circulant, and so is its restriction to ``x = g^(Ka + rho)`` for a primitive
+      root ``g`` (Rader's reindexing: ``chi(g^j - g^i) = chi(g)^i chi(g^(j-i) - 1)``, circulant
+      in ``j - i`` up to a sign that is constant on each residue class ``rho`` when ``K`` is
+      even). ``K = 2``, ``w = (q - 1) / 2``; border: infinity and 0.
+    * Paley II over a prime ``q = m / 2 - 1`` (indices ``2 + 2x + e``, ``e`` in {0, 1}): the same
+      reindexing with ``K = 4`` classes (``4`` divides ``q - 1``) for each ``e``, so 8 blocks
+      of ``(q - 1) / 4``; border: infinity and 0, both ``e``.
+    """
+    if m % 4 == 0 and m >= 32:
+        w = m // 4
+        yield (), tuple(tuple(range(j * w, (j + 1) * w)) for j in range(4))
+    q = m - 1
+    if q % 4 == 3 and q > 7 and is_prime(q):
+        g = _primitive_root(q)
+        yield (0, 1), tuple(tuple(1 + pow(g, 2 * a + rho, q) for a in range((q - 1) // 2)) for rho in range(2))
+    q = m // 2 - 1
+    if m % 2 == 0 and q % 4 == 1 and q > 13 and is_prime(q):
+        g = _primitive_root(q)
+        yield (0, 1, 2, 3), tuple(tuple(2 + 2 * pow(g, 4 * a + rho, q) + e for a in range((q - 1) // 4))
+                                  for e in range(2) for rho in range(4))
+
+
+def circulant_form(h: np.ndarray) -> CirculantForm | None:
+    """The :class:`CirculantForm` of the +-1 matrix ``h``, or ``None`` if it has none.
+
+    The structure is checked in the matrix itself, entry for entry, for each layout of
+    :func:`_circulant_layouts`; a test rebuilds ``h`` from the form.
     """
     m = h.shape[0]
-    if m % 4 or m < 8:
-        return None
-    w = m // 4
-    first = [[h[i * w, j * w : (j + 1) * w] for j in range(4)] for i in range(4)]
-    for i in range(4):
-        for j in range(4):
-            block = h[i * w : (i + 1) * w, j * w : (j + 1) * w]
-            if not all((block[r] == np.roll(first[i][j], r)).all() for r in range(w)):
-                return None
-    terms = []
-    for i in range(4):
-        # row t: the signs of the group's four inputs at offset t, coded as group_codes does
-        codes, signs = group_codes(np.stack(first[i], axis=1))
-        terms.append([(t, int(codes[t, 0]), int(signs[t, 0])) for t in range(w)])
-    return w, terms
+    for border, index in _circulant_layouts(m):
+        k, w = len(index), len(index[0])
+        idx = [np.array(ix) for ix in index]
+        blocks = [[h[np.ix_(idx[i], idx[j])] for j in range(k)] for i in range(k)]
+        if not all(_is_circulant(b) for row in blocks for b in row):
+            continue
+        bias_cols = [h[idx[i]][:, list(border)] for i in range(k)]
+        edge = [h[b] for b in border]
+        if not (all((c == c[0]).all() for c in bias_cols)
+                and all((row[idx[j]] == row[idx[j][0]]).all() for row in edge for j in range(k))):
+            continue
+        # groups of 4 inputs: 4 blocks at one shift, or K = 2 blocks at 2 shifts h apart
+        # after the first `lead` offsets (which are singles, so no term reaches past T[w + h])
+        if k % 4 == 0:
+            span, lead = w, 0
+            groups = tuple(tuple((c + j, 0) for j in range(4)) for c in range(0, k, 4))
+        else:
+            span = w // 2
+            lead = w - 2 * span
+            groups = (tuple((j, lead + d * span) for d in range(2) for j in range(k)),)
+        singles = tuple(range(k)) if lead else ()
+        first = [[blocks[i][j][0] for j in range(k)] for i in range(k)]
+        terms = []
+        for i in range(k):
+            row = []
+            for number, group in enumerate(groups):
+                signs = np.array([[first[i][j][(t + d) % w] for j, d in group] for t in range(span)])
+                codes, gsigns = group_codes(signs)
+                row += [(t, 8 * number + int(codes[t, 0]), int(gsigns[t, 0])) for t in range(span)]
+            row += [(t, 8 * len(groups) + singles.index(j), int(first[i][j][t])) for t in range(lead) for j in range(k)]
+            terms.append(tuple(row))
+        bias = tuple(tuple((b, int(c[0, b])) for b in range(len(border))) for c in bias_cols)
+        border_rows = tuple((tuple(int(row[idx[j][0]]) for j in range(k)), tuple(int(row[b]) for b in border))
+                            for row in edge)
+        return CirculantForm(w, index, tuple(border), groups, singles, tuple(terms), bias, border_rows)
+    return None
 
 
-def circulant_product(h: np.ndarray):
-    """:func:`circulant_blocks` of ``h`` where :func:`_hm_columns` runs ``H_m`` (or its
-    transpose) as the loop of :func:`_emit_circulant_product`, else ``None``: below
-    ``REGISTER_PRODUCT_LARGE_M`` the straight-line code fits the micro-op cache (92x64:
-    0.91-1.03x against the loop)."""
-    return circulant_blocks(h) if h.shape[0] >= REGISTER_PRODUCT_LARGE_M else None
+def circulant_product(h: np.ndarray, rows_in_l1: bool = False):
+    """:func:`circulant_form` of ``h`` where :func:`_hm_columns` runs ``H_m`` (or its
+    transpose) as the loop of :func:`_emit_circulant_product`, else ``None``.
 
-
-CIRCULANT_ROWS = 4
-"""Output rows per pass of the loop of :func:`_emit_circulant_product`: 4 rows of each of the
-4 block rows are 16 independent chains of additions, and a table entry that several of them
-take is loaded once (at ``m = 172``: 196 loads for the 688 terms of a pass; 180 for 344 at 2 rows).
-Same-process A/B, 64 MiB, one thread, Zen 4, against one row per pass summed as trees:
-float32 172x64 1.28x, 116x64 1.22x, 156x16 1.33x, float64 172x64 1.28x; 172x1024 0.96x (its
-16 output rows, 4 KiB apart, share one L1 set). 2 rows: 1.08x; 8 rows: 1.25x (0.85x at
-172x1024)."""
-
-
-def _emit_circulant_product(builder, data, vty, align, s0, stride, circulant, splat):
-    """``H_m`` on the ``m`` vectors ``data[s0 + i * stride]`` for a matrix of circulant blocks
-    (:func:`circulant_blocks`), times ``splat`` (finite, non-zero).
-
-    The ``w`` groups' sums go into a stack table, written twice over so that ``T[r + t]``
-    needs no wrap-around. Then a loop over ``r``, ``CIRCULANT_ROWS`` at a time, whose body is
-    the same for every pass: code that fits the micro-op cache, where straight-line code for
-    every output (about ``m**2 / 4`` instructions) does not. Each output is a chain of
-    additions, every other one an FMA by a run-time 1 so that the two FMA pipes add beside
-    the two adders (without it: 1.06x instead of 1.28x; with two in three: 1.24x).
+    Below ``REGISTER_PRODUCT_LARGE_M`` the straight-line code fits the micro-op cache (92x64:
+    0.91-1.03x against the loop). A form of 2 blocks (Paley I's) has a table row serve 2
+    output rows, not 4 or 8: on rows that fit in L1 (``rows_in_l1``) it ran 0.85-1.07x against
+    the straight-line code (float32 108x16, 132x32, 140x16, 140x32, 164x8, float64 108x32,
+    140x8), so those keep it; on longer rows with sub-rows up to 1 KiB, 1.10-1.25x.
     """
-    w, terms = circulant
+    if h.shape[0] < REGISTER_PRODUCT_LARGE_M:
+        return None
+    form = circulant_form(h)
+    if form is not None and rows_in_l1 and len(form.index) < 4:
+        return None
+    return form
+
+
+@lru_cache(maxsize=None)
+def _form_blocks(m: int) -> int:
+    """Blocks of the circulant form of ``H_m`` (and of its transpose), 0 if it has none."""
+    form = circulant_form(_hadamard_matrix(m)) if m >= REGISTER_PRODUCT_LARGE_M else None
+    return 0 if form is None else len(form.index)
+
+
+def circulant_serves_long_sub_rows(m: int) -> bool:
+    """Whether ``H_m``'s product is the circulant loop on sub-rows of any length: forms of 4 or
+    more blocks, whose loop reads each input once (float32 148x1024 1.51x, 124x1024 1.38x,
+    float64 148x512 1.66-1.72x against the table; Williamson's 172x1024 1.36-1.62x). Paley I's 2
+    blocks ran 0.62x at float32 108x1024 and 0.76x at float64 140x512."""
+    return _form_blocks(m) >= 4
+
+
+CIRCULANT_CHAINS = 16
+"""Outputs per pass of the loop of :func:`_emit_circulant_product`: consecutive rows of each
+block row (4 of each of Williamson's 4), 16 independent chains of additions, and a table entry
+that several of them take is loaded once (at ``m = 172``: 196 loads for the 688 terms of a
+pass; 180 for 344 at 2 rows). Same-process A/B, 64 MiB, one thread, Zen 4, against one row
+per pass summed as trees: float32 172x64 1.28x, 116x64 1.22x, 156x16 1.33x, float64 172x64
+1.28x; 172x1024 0.96x (its 16 output rows, 4 KiB apart, share one L1 set). 8 chains: 1.08x;
+32: 1.25x (0.85x at 172x1024)."""
+
+
+@contextmanager
+def _maybe(builder, conditional, predicate):
+    """Code emitted in the block runs where ``predicate`` holds if ``conditional``, else always."""
+    if conditional:
+        with cgutils.if_likely(builder, predicate):
+            yield
+    else:
+        yield
+
+
+def _emit_circulant_product(builder, data, vty, align, s0, stride, form, splat):
+    """``H_m`` on the ``m`` vectors ``data[s0 + i * stride]`` for a matrix with a
+    :class:`CirculantForm`, times ``splat`` (finite, non-zero).
+
+    The table ``T[u]`` of every ``u < w`` goes onto the stack, its first rows written again
+    after the last so that ``T[r + t]`` needs no wrap-around. Then a loop over ``r``, a few
+    rows of every block row at a time, whose body is the same for every pass: code that fits
+    the micro-op cache, where straight-line code for every output (about ``m**2 / 4``
+    instructions) does not. Each output is a chain of additions, every other one an FMA by a
+    run-time 1 so that the two FMA pipes add beside the two adders (without it: 1.06x instead
+    of 1.28x; with two in three: 1.24x). The border rows are sums of whole blocks, which the
+    first loop adds up on the way.
+    """
+    w, k = form.w, len(form.index)
+    entries = 8 * len(form.groups) + len(form.singles)
     i64 = ir.IntType(64)
-    table = cgutils.alloca_once(builder, vty, size=ir.Constant(i64, 16 * w))
+    reach = max(t for row in form.terms for t, _, _ in row) + 1
+    table = cgutils.alloca_once(builder, vty, size=ir.Constant(i64, (w + reach) * entries))
+    wide = ir.Constant(i64, w)
 
     def ptr(index):
         return builder.bitcast(builder.gep(data, [builder.add(s0, builder.mul(stride, index))]), vty.as_pointer())
 
-    with cgutils.for_range(builder, ir.Constant(i64, w)) as loop:
-        xs = [builder.load(ptr(builder.add(loop.index, ir.Constant(i64, j * w))), align=align) for j in range(4)]
-        for e, v in enumerate(_signed_sums(builder, *xs)):
-            for copy in (0, w):
-                slot = builder.add(builder.mul(builder.add(loop.index, ir.Constant(i64, copy)), ir.Constant(i64, 8)), ir.Constant(i64, e))
+    # block j's element s: an affine index where the blocks are runs (Williamson's), else
+    # read from a constant array (Rader's reindexing of Paley's matrices)
+    lookups = []
+    for j, ix in enumerate(form.index):
+        if ix == tuple(range(ix[0], ix[0] + w)):
+            lookups.append(ix[0])
+        else:
+            array = ir.ArrayType(i64, w)
+            table_of_indices = ir.GlobalVariable(builder.module, array, name=builder.module.get_unique_name("circulant_index"))
+            table_of_indices.global_constant = True
+            table_of_indices.linkage = "internal"
+            table_of_indices.initializer = ir.Constant(array, list(ix))
+            lookups.append(table_of_indices)
+
+    def block_ptr(j, s):
+        found = lookups[j]
+        if isinstance(found, int):
+            return ptr(builder.add(s, ir.Constant(i64, found)))
+        return ptr(builder.load(builder.gep(found, [ir.Constant(i64, 0), s])))
+
+    edge = [builder.load(ptr(ir.Constant(i64, b)), align=align) for b in form.border]
+    totals = []
+    if form.border:
+        for _ in range(k):
+            slot = cgutils.alloca_once(builder, vty)
+            builder.store(ir.Constant(vty, None), slot)  # zeroinitializer
+            totals.append(slot)
+    with cgutils.for_range(builder, wide) as loop:
+        u = loop.index
+        values = []
+        loaded = {}
+        for group in form.groups:
+            xs = []
+            for j, shift in group:
+                s = builder.add(u, ir.Constant(i64, shift))
+                if shift:
+                    s = builder.select(builder.icmp_unsigned(">=", s, wide), builder.sub(s, wide), s)
+                xs.append(builder.load(block_ptr(j, s), align=align))
+                if not shift:
+                    loaded[j] = xs[-1]
+            values += _signed_sums(builder, *xs)
+        for j in range(k):
+            if j not in loaded and (j in form.singles or totals):
+                loaded[j] = builder.load(block_ptr(j, u), align=align)
+        values += [loaded[j] for j in form.singles]
+        for e, v in enumerate(values):
+            slot = builder.add(builder.mul(u, ir.Constant(i64, entries)), ir.Constant(i64, e))
+            builder.store(v, builder.gep(table, [slot]))
+        # the first rows again after the last, so that T[r + t] needs no wrap-around
+        with _maybe(builder, reach < w, builder.icmp_unsigned("<", u, ir.Constant(i64, reach))):
+            for e, v in enumerate(values):
+                slot = builder.add(builder.mul(builder.add(u, wide), ir.Constant(i64, entries)), ir.Constant(i64, e))
                 builder.store(v, builder.gep(table, [slot]))
+        for j, slot in enumerate(totals):
+            builder.store(builder.fadd(builder.load(slot), loaded[j]), slot)
     one = builder.fdiv(splat, splat)  # 1, but no constant: LLVM would fold fma(v, 1, a) into a + v
     minus_one = builder.fneg(one)
+
+    def signed(values):
+        # sum of sign * v, as a tree (a few terms, once per column)
+        parts = [v if s > 0 else builder.fneg(v) for v, s in values]
+        return _tree_sum(builder, parts) if parts else None
+
+    bias = [signed([(edge[b], s) for b, s in row]) for row in form.bias]
+    block_sums = [builder.load(slot) for slot in totals]
+    border_out = [signed([(block_sums[j], s) for j, s in enumerate(per_block)] + [(edge[b], s) for b, s in enumerate(per_edge)])
+                  for per_block, per_edge in form.border_rows]
+    by_offset = []
+    for row in form.terms:
+        at = {}
+        for t, entry, sign in row:
+            at.setdefault(t, []).append((entry, sign))
+        by_offset.append(at)
 
     def outputs(r0, rows):
         # outputs r0 .. r0 + rows - 1 of every block row, each a chain of additions; a table
         # entry that several of them take is loaded once
-        base = builder.gep(table, [builder.mul(r0, ir.Constant(i64, 8))])
-        acc = {}
+        base = builder.gep(table, [builder.mul(r0, ir.Constant(i64, entries))])
+        acc = {(u, i): bias[i] for u in range(rows) for i in range(k) if bias[i] is not None}
         count = 0
-        for d in range(w + rows - 1):
+        for d in range(reach + rows - 1):
             users = {}
             for u in range(rows):
-                if 0 <= d - u < w:
-                    for i, row in enumerate(terms):
-                        _, code, sign = row[d - u]
-                        users.setdefault(code, []).append((u, i, sign))
-            for code, who in users.items():
-                v = builder.load(builder.gep(base, [ir.Constant(i64, 8 * d + code)]))
+                for i, at in enumerate(by_offset):
+                    for entry, sign in at.get(d - u, ()):
+                        users.setdefault(entry, []).append((u, i, sign))
+            for entry, who in users.items():
+                v = builder.load(builder.gep(base, [ir.Constant(i64, entries * d + entry)]))
                 for u, i, sign in who:
                     a = acc.get((u, i))
                     if a is None:
@@ -1280,13 +1474,16 @@ def _emit_circulant_product(builder, data, vty, align, s0, stride, circulant, sp
                         acc[(u, i)] = builder.fadd(a, v) if sign > 0 else builder.fsub(a, v)
                     count += 1
         for (u, i), y in acc.items():
-            builder.store(builder.fmul(y, splat), ptr(builder.add(r0, ir.Constant(i64, i * w + u))), align=align)
+            builder.store(builder.fmul(y, splat), block_ptr(i, builder.add(r0, ir.Constant(i64, u))), align=align)
 
-    main = w - w % CIRCULANT_ROWS
-    with cgutils.for_range_slice(builder, ir.Constant(i64, 0), ir.Constant(i64, main), ir.Constant(i64, CIRCULANT_ROWS)) as (r0, _):
-        outputs(r0, CIRCULANT_ROWS)
-    if w % CIRCULANT_ROWS:
-        outputs(ir.Constant(i64, main), w % CIRCULANT_ROWS)
+    rows = max(1, CIRCULANT_CHAINS // k)
+    main = w - w % rows
+    with cgutils.for_range_slice(builder, ir.Constant(i64, 0), ir.Constant(i64, main), ir.Constant(i64, rows)) as (r0, _):
+        outputs(r0, rows)
+    if w % rows:
+        outputs(ir.Constant(i64, main), w % rows)
+    for b, y in zip(form.border, border_out):
+        builder.store(builder.fmul(y, splat), ptr(ir.Constant(i64, b)), align=align)
 
 
 @intrinsic
@@ -1305,10 +1502,11 @@ def _hm_columns(typingctx, arr, start, p, scale, kind, narrow):
     if not (isinstance(kind, types.IntegerLiteral) and isinstance(narrow, types.IntegerLiteral)
             and isinstance(arr, types.Array) and arr.dtype in (types.float32, types.float64)):
         return None
-    m, transposed = divmod(kind.literal_value, 2)
+    m, flags = divmod(kind.literal_value, 4)
+    rows_in_l1, transposed = divmod(flags, 2)
     h = _hadamard_matrix(m)
     h = h.T if transposed else h
-    circulant = circulant_product(h)
+    circulant = circulant_product(h, bool(rows_in_l1))
     sig = types.void(arr, start, p, scale, kind, narrow)
 
     def codegen(context, builder, signature, args):
@@ -1383,8 +1581,9 @@ def _times_each_row(g, n, v):
             row[i] *= v[i]
 
 
-def register_product_drivers(m: int, transposed: bool):
-    """``(serial, parallel)`` drivers of :func:`_register_product_rows` for one ``H_m``.
+def register_product_drivers(m: int, transposed: bool, rows_in_l1: bool = False):
+    """``(serial, parallel)`` drivers of :func:`_register_product_rows` for one ``H_m``
+    (``rows_in_l1``: whether the rows they will take fit in L1, :func:`circulant_product`).
 
     ``serial(x, p, pre, post, scale, reg, block)`` and ``parallel(..., chunk)`` (``chunk``
     rows per task) take ``H_m`` as a constant of their own, so each ``(m, transposed)`` is
@@ -1392,7 +1591,7 @@ def register_product_drivers(m: int, transposed: bool):
     use only. Call once per ``(m, transposed)`` and keep the result; each call makes new
     dispatchers.
     """
-    kind = _product_kind(m, transposed)
+    kind = _product_kind(m, transposed, rows_in_l1)
 
     @njit(cache=True)
     def serial(x, p, pre, post, scale, reg, block):

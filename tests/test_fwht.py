@@ -148,8 +148,12 @@ def kronecker(x: np.ndarray, m: int, p: int, *, signs=None, inverse=False) -> np
         (172, 64, np.float32, True),  # 43 KiB rows, but m >= 100 on short sub-rows
         (172, 1024, np.float32, True),  # 4 KiB sub-rows: circulant blocks take rows of any length
         (116, 2, np.float64, True),  # circulant blocks on half vectors
-        (148, 64, np.float32, True),  # m >= 100 without circulant blocks: the straight-line network
+        (148, 128, np.float32, True),  # Paley II over a prime: 8 circulant blocks after Rader's reindexing
+        (124, 1024, np.float64, True),  # ... which take sub-rows of any length
+        (108, 128, np.float32, True),  # Paley I over a prime: 2 circulant blocks, rows beyond L1
+        (140, 16, np.float32, True),  # ... rows within L1: the straight-line network instead
         (108, 1024, np.float32, False),  # ... and its long sub-rows: the table
+        (100, 128, np.float32, True),  # m >= 100 without circulant blocks (Paley II over 49): the network
     ],
 )
 def test_both_h_m_products_match_the_kronecker_form(m, p, dtype, straight_line):
@@ -169,25 +173,55 @@ def test_both_h_m_products_match_the_kronecker_form(m, p, dtype, straight_line):
     assert np.array_equal(hadamard.fwht(x[:1]), hadamard.fwht(x)[:1])
 
 
-@pytest.mark.parametrize("m", [12, 92, 108, 116, 172, 188])
-def test_circulant_blocks_rebuild_the_matrix(m):
-    # the (t, code, sign) terms read back give H_m (and H_m^T) entry for entry; orders
-    # that are not Williamson arrays have none
+@pytest.mark.parametrize(
+    ("m", "blocks"),
+    [(12, 2), (92, 4), (108, 2), (116, 4), (124, 8), (140, 2), (148, 8), (172, 4), (188, 0), (244, 0), (100, 0), (924, 8)],
+)
+def test_circulant_forms_rebuild_the_matrix(m, blocks):
+    # the form read back (groups' sums, singles, border columns and rows) gives H_m and H_m^T
+    # entry for entry: Williamson's arrays (4 blocks), Paley I (2) and II (8) over a prime q
+    # after Rader's reindexing; other orders (Turyn's 188, Paley over 3^5 and 7^2) have none
     from hadamard import _fwht_kernels
 
-    for h in (hadamard.get(m), hadamard.get(m).T):
-        found = _fwht_kernels.circulant_blocks(h)
-        assert (found is not None) is (hadamard.recipe(m).name == "williamson")
-        if found is None:
+    for h in (hadamard.get(m).astype(np.int64), hadamard.get(m).T.astype(np.int64)):
+        form = _fwht_kernels.circulant_form(h)
+        assert (0 if form is None else len(form.index)) == blocks
+        if form is None:
             continue
-        w, terms = found
+        w, index = form.w, [np.array(ix) for ix in form.index]
+        sums = 8 * len(form.groups)
         rebuilt = np.zeros((m, m), dtype=np.int64)
-        for i, row in enumerate(terms):
-            for t, code, sign in row:
-                signs = sign * np.array([1] + [-1 if code >> (j - 1) & 1 else 1 for j in (1, 2, 3)])
-                for r in range(w):
-                    rebuilt[i * w + r, np.arange(4) * w + (r + t) % w] = signs
+        for i, row in enumerate(form.terms):
+            for t, entry, sign in row:
+                if entry < sums:
+                    group, code = form.groups[entry // 8], entry % 8
+                    signs = sign * np.array([1] + [-1 if code >> (j - 1) & 1 else 1 for j in (1, 2, 3)])
+                    for (j, shift), s in zip(group, signs):
+                        rebuilt[index[i], index[j][(np.arange(w) + t + shift) % w]] += s
+                else:
+                    j = form.singles[entry - sums]
+                    rebuilt[index[i], index[j][(np.arange(w) + t) % w]] += sign
+            for b, sign in form.bias[i]:
+                rebuilt[index[i], form.border[b]] += sign
+        for b, (per_block, per_border) in zip(form.border, form.border_rows):
+            for j, sign in enumerate(per_block):
+                rebuilt[b, index[j]] += sign
+            for c, sign in enumerate(per_border):
+                rebuilt[b, form.border[c]] += sign
         assert np.array_equal(rebuilt, h)
+
+
+def test_circulant_product_keeps_two_block_forms_off_rows_in_l1():
+    from hadamard import _fwht_kernels
+
+    h = hadamard.get(140)
+    assert _fwht_kernels.circulant_product(h) is not None
+    assert _fwht_kernels.circulant_product(h, rows_in_l1=True) is None
+    assert _fwht_kernels.circulant_product(hadamard.get(148), rows_in_l1=True) is not None
+    assert _fwht_kernels.circulant_product(hadamard.get(92)) is None  # below REGISTER_PRODUCT_LARGE_M
+    # the drivers' constant names the two forms apart only where they differ
+    assert _fwht_kernels._product_kind(140, False, True) != _fwht_kernels._product_kind(140, False, False)
+    assert _fwht_kernels._product_kind(148, True, True) == _fwht_kernels._product_kind(148, True, False)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
