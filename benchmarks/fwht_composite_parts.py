@@ -184,8 +184,10 @@ def register_product(args, kernels, dtype):
     print("|---|---|---|---|---|")
     for text in args.orders:
         m, p = parse_order(text)
-        if not (m % 4 == 0 and 1 < m <= kernels.REGISTER_PRODUCT_MAX_M and p >= lanes and p & (p - 1) == 0):
+        if not (m % 4 == 0 and 1 < m and (m <= kernels.REGISTER_PRODUCT_MAX_M or kernels.circulant_form_blocks(m))
+                and p >= lanes and p & (p - 1) == 0):
             raise SystemExit(f"{text}: --register needs m a multiple of 4 up to {kernels.REGISTER_PRODUCT_MAX_M} "
+                             f"(or up to {kernels.CIRCULANT_MAX_M} where H_m has a circulant form) "
                              f"and p a power of two of at least {lanes} for {args.dtype}")
         in_l1 = _fwht._rows_in_l1(m, p, dtype.itemsize)
         kind = kernels._product_kind(m, False, in_l1)

@@ -461,24 +461,34 @@ def _run(work: np.ndarray, spec: _Spec) -> None:
 
 
 def _register_product_fits(m: int, p: int, itemsize: int) -> bool:
-    """Whether rows of ``m * p`` values go through the straight-line ``H_m`` product
-    (``_fwht_kernels._register_product_rows``) rather than the table in memory.
+    """Whether rows of ``m * p`` values go through the register product
+    (``_fwht_kernels._register_product_rows``: ``H_m`` as straight-line code or as the
+    circulant loop) rather than the table in memory.
 
-    ``m`` small enough to compile and sub-rows of at least a quarter vector (8 bytes;
-    sub-rows shorter than a vector take narrower vectors); then rows that fit in L1,
-    or a large ``m`` (whose many additions per value loaded hide the reloads from L2)
-    on sub-rows short enough that the ``m`` of them do not crowd the same L1 sets, or on
-    sub-rows of any length where ``H_m`` has circulant blocks (its product reads each
-    input once, into a table on the stack: ``_fwht_kernels.circulant_serves_long_sub_rows``).
+    Sub-rows of at least a quarter vector (8 bytes; sub-rows shorter than a vector take
+    narrower vectors), and then:
+
+    * ``m`` above ``REGISTER_PRODUCT_MAX_M``: only where ``H_m`` has a circulant form (there
+      is no straight-line code that large), at any row shape;
+    * rows that fit in L1;
+    * a large ``m`` (whose many additions per value loaded hide the reloads from L2) on
+      sub-rows short enough that the ``m`` of them do not crowd the same L1 sets, or on
+      sub-rows of any length where ``H_m``'s circulant form has 4 or more blocks (the loop
+      reads each input once, into a table on the stack; float32 148x1024 1.51x, 124x1024
+      1.38x, float64 148x512 1.66-1.72x against the table; Williamson's 172x1024 1.36-1.62x;
+      Paley I's 2 blocks ran 0.62x at float32 108x1024 and 0.76x at float64 140x512).
     """
     kernels = _kernels()
-    if not (1 < m <= kernels.REGISTER_PRODUCT_MAX_M and 4 * p * itemsize >= kernels.VECTOR_BYTES):
+    if not (1 < m and 4 * p * itemsize >= kernels.VECTOR_BYTES):
         return False
+    blocks = kernels.circulant_form_blocks(m)
+    if m > kernels.REGISTER_PRODUCT_MAX_M:
+        return blocks > 0
     if _rows_in_l1(m, p, itemsize):
         return True
     if m < kernels.REGISTER_PRODUCT_LARGE_M:
         return False
-    return p * itemsize <= kernels.REGISTER_PRODUCT_LARGE_M_SUB_ROW_BYTES or kernels.circulant_serves_long_sub_rows(m)
+    return p * itemsize <= kernels.REGISTER_PRODUCT_LARGE_M_SUB_ROW_BYTES or blocks >= 4
 
 
 def _rows_in_l1(m: int, p: int, itemsize: int) -> bool:

@@ -1174,7 +1174,7 @@ def _group_codes(h: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 def _product_kind(m: int, transposed: bool, rows_in_l1: bool = False) -> int:
     """The compile-time constant that names ``H_m`` (or its transpose) to :func:`_hm_columns`,
     and whether its rows fit in L1 where that changes the product (:func:`circulant_product`)."""
-    in_l1 = bool(rows_in_l1) and 0 < _form_blocks(m) < 4
+    in_l1 = bool(rows_in_l1) and 0 < circulant_form_blocks(m) < 4 and m <= REGISTER_PRODUCT_MAX_M
     return 4 * m + 2 * int(in_l1) + int(transposed)
 
 
@@ -1310,27 +1310,33 @@ def circulant_product(h: np.ndarray, rows_in_l1: bool = False):
     the straight-line code (float32 108x16, 132x32, 140x16, 140x32, 164x8, float64 108x32,
     140x8), so those keep it; on longer rows with sub-rows up to 1 KiB, 1.10-1.25x.
     """
-    if h.shape[0] < REGISTER_PRODUCT_LARGE_M:
+    if not REGISTER_PRODUCT_LARGE_M <= h.shape[0] <= CIRCULANT_MAX_M:
         return None
     form = circulant_form(h)
-    if form is not None and rows_in_l1 and len(form.index) < 4:
-        return None
+    if form is not None and rows_in_l1 and len(form.index) < 4 and h.shape[0] <= REGISTER_PRODUCT_MAX_M:
+        return None  # beyond REGISTER_PRODUCT_MAX_M there is no straight-line code to prefer
     return form
 
 
 @lru_cache(maxsize=None)
-def _form_blocks(m: int) -> int:
-    """Blocks of the circulant form of ``H_m`` (and of its transpose), 0 if it has none."""
-    form = circulant_form(_hadamard_matrix(m)) if m >= REGISTER_PRODUCT_LARGE_M else None
+def circulant_form_blocks(m: int) -> int:
+    """Blocks of the circulant form the product of ``H_m`` (and of its transpose) would take,
+    0 if none (below ``REGISTER_PRODUCT_LARGE_M``, above ``CIRCULANT_MAX_M``, or no form)."""
+    if not REGISTER_PRODUCT_LARGE_M <= m <= CIRCULANT_MAX_M:
+        return 0
+    form = circulant_form(_hadamard_matrix(m))
     return 0 if form is None else len(form.index)
 
 
-def circulant_serves_long_sub_rows(m: int) -> bool:
-    """Whether ``H_m``'s product is the circulant loop on sub-rows of any length: forms of 4 or
-    more blocks, whose loop reads each input once (float32 148x1024 1.51x, 124x1024 1.38x,
-    float64 148x512 1.66-1.72x against the table; Williamson's 172x1024 1.36-1.62x). Paley I's 2
-    blocks ran 0.62x at float32 108x1024 and 0.76x at float64 140x512."""
-    return _form_blocks(m) >= 4
+CIRCULANT_MAX_M = 1024
+"""The largest ``m`` whose product is compiled as the circulant loop (its body has about ``4m``
+additions; compiling it took about 20 s at ``m = 924``, once per machine and matrix). Above
+``REGISTER_PRODUCT_MAX_M`` it is the only product besides the table, which it beat at every
+shape measured: Paley II over a prime (8 blocks), float32 196x64 2.35x, 204x64 2.49x, 276x64
+2.66x, 516x64 3.35x, 924x32 2.43x, 924x4 1.81x, 196x1024 1.92x, float64 196x64 2.53x; Paley I
+(2 blocks) float32 180x64 1.65x, 212x64 1.77x, 228x128 1.59x, 180x16 1.58x, 212x8 1.88x,
+228x32 1.60x, 180x512 1.25x, 228x1024 1.11x, float64 180x64 1.51x, 180x8 1.94x, 252x16 1.85x,
+212x256 1.63x (same-process A/B, 64 MiB, one thread, Zen 4)."""
 
 
 CIRCULANT_CHAINS = 16

@@ -154,6 +154,8 @@ def kronecker(x: np.ndarray, m: int, p: int, *, signs=None, inverse=False) -> np
         (140, 16, np.float32, True),  # ... rows within L1: the straight-line network instead
         (108, 1024, np.float32, False),  # ... and its long sub-rows: the table
         (100, 128, np.float32, True),  # m >= 100 without circulant blocks (Paley II over 49): the network
+        (196, 4, np.float32, True),  # above REGISTER_PRODUCT_MAX_M only the circulant loop: Paley II, 8 blocks
+        (180, 16, np.float64, True),  # ... Paley I's 2 blocks, even on rows within L1
     ],
 )
 def test_both_h_m_products_match_the_kronecker_form(m, p, dtype, straight_line):
