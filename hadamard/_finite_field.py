@@ -66,6 +66,17 @@ def primitive_polynomial(p: int, k: int) -> tuple[int, ...]:
     raise ArithmeticError(f"no primitive polynomial of degree {k} over GF({p})")  # cannot happen
 
 
+def powers_of_x(q: int) -> list[int]:
+    """The codes of ``x**0 .. x**(q-2)``: every nonzero element of GF(q), in the order of
+    the powers of the generator ``x`` (used to reindex Paley's matrices as circulants)."""
+    p, k = prime_power(q)
+    times_x = _times_x_table(p, k, primitive_polynomial(p, k)).tolist()
+    powers = [1]
+    for _ in range(q - 2):
+        powers.append(times_x[powers[-1]])
+    return powers
+
+
 @lru_cache(maxsize=64)
 def quadratic_character(q: int) -> np.ndarray:
     """``chi[e]`` for every element code ``e`` of GF(q): 0, +1 (nonzero square) or -1.

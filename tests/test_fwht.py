@@ -153,7 +153,7 @@ def kronecker(x: np.ndarray, m: int, p: int, *, signs=None, inverse=False) -> np
         (108, 128, np.float32, True),  # Paley I over a prime: 2 circulant blocks, rows beyond L1
         (140, 16, np.float32, True),  # ... rows within L1: the straight-line network instead
         (108, 1024, np.float32, False),  # ... and its long sub-rows: the table
-        (100, 128, np.float32, True),  # m >= 100 without circulant blocks (Paley II over 49): the network
+        (100, 256, np.float32, True),  # Paley II over GF(7^2): 8 blocks too (Qwen3-32B's MLP width 25600)
         (196, 4, np.float32, True),  # above REGISTER_PRODUCT_MAX_M only the circulant loop: Paley II, 8 blocks
         (180, 16, np.float64, True),  # ... Paley I's 2 blocks, even on rows within L1
     ],
@@ -177,12 +177,13 @@ def test_both_h_m_products_match_the_kronecker_form(m, p, dtype, straight_line):
 
 @pytest.mark.parametrize(
     ("m", "blocks"),
-    [(12, 2), (92, 4), (108, 2), (116, 4), (124, 8), (140, 2), (148, 8), (172, 4), (188, 0), (244, 0), (100, 0), (924, 8)],
+    [(12, 2), (28, 2), (92, 4), (100, 8), (108, 2), (116, 4), (124, 8), (140, 2), (148, 8), (172, 4), (188, 0), (244, 2), (344, 0), (924, 8)],
 )
 def test_circulant_forms_rebuild_the_matrix(m, blocks):
     # the form read back (groups' sums, singles, border columns and rows) gives H_m and H_m^T
-    # entry for entry: Williamson's arrays (4 blocks), Paley I (2) and II (8) over a prime q
-    # after Rader's reindexing; other orders (Turyn's 188, Paley over 3^5 and 7^2) have none
+    # entry for entry: Williamson's arrays (4 blocks), Paley I (2) and II (8) over GF(q), prime
+    # or not (27, 7^2, 3^5), after Rader's reindexing; Turyn's 188 and a Kronecker product
+    # (344 = 172 * 2) have none
     from hadamard import _fwht_kernels
 
     for h in (hadamard.get(m).astype(np.int64), hadamard.get(m).T.astype(np.int64)):

@@ -183,6 +183,21 @@ def test_quadratic_character_matches_galois(q):
     chi = quadratic_character(q)
     assert set(np.flatnonzero(chi == 1)) == set(squares.tolist())
     assert chi[0] == 0 and (chi == -1).sum() == (q - 1) // 2
+    # the powers of the generator x, against galois's arithmetic in the same field
+    from hadamard._finite_field import powers_of_x
+
+    x = p if k > 1 else -primitive_polynomial(p, k)[0] % p  # the code of x modulo f
+    assert powers_of_x(q) == (GF(x) ** np.arange(q - 1)).view(np.ndarray).tolist()
+
+
+@pytest.mark.parametrize("q", [7, 11, 13, 27, 25, 49, 107, 243])
+def test_powers_of_x_walk_the_multiplicative_group(q):
+    # every nonzero element once, squares exactly at the even powers (x generates GF(q)*)
+    from hadamard._finite_field import powers_of_x, quadratic_character
+
+    powers = np.array(powers_of_x(q))
+    assert sorted(powers.tolist()) == list(range(1, q))
+    assert np.array_equal(quadratic_character(q)[powers], np.where(np.arange(q - 1) % 2, -1, 1))
 
 
 def test_block_diagonal_is_orthogonal():
