@@ -150,9 +150,10 @@ def kronecker(x: np.ndarray, m: int, p: int, *, signs=None, inverse=False) -> np
         (116, 2, np.float64, True),  # circulant blocks on half vectors
         (148, 128, np.float32, True),  # Paley II over a prime: 8 circulant blocks after Rader's reindexing
         (124, 1024, np.float64, True),  # ... which take sub-rows of any length
-        (108, 128, np.float32, True),  # Paley I over a prime: 2 circulant blocks, rows beyond L1
-        (140, 16, np.float32, True),  # ... rows within L1: the straight-line network instead
+        (108, 128, np.float32, True),  # Paley I over 107: 2 circulant blocks, rows beyond L1
+        (108, 16, np.float32, True),  # ... rows within L1: the straight-line network instead
         (108, 1024, np.float32, False),  # ... and its long sub-rows: the table
+        (140, 512, np.float32, True),  # Paley I over 139: 6 blocks, which take sub-rows of any length
         (100, 256, np.float32, True),  # Paley II over GF(7^2): 8 blocks too (Qwen3-32B's MLP width 25600)
         (196, 4, np.float32, True),  # above REGISTER_PRODUCT_MAX_M only the circulant loop: Paley II, 8 blocks
         (180, 16, np.float64, True),  # ... Paley I's 2 blocks, even on rows within L1
@@ -177,13 +178,14 @@ def test_both_h_m_products_match_the_kronecker_form(m, p, dtype, straight_line):
 
 @pytest.mark.parametrize(
     ("m", "blocks"),
-    [(12, 2), (28, 2), (92, 4), (100, 8), (108, 2), (116, 4), (124, 8), (140, 2), (148, 8), (172, 4), (188, 0), (244, 2), (344, 0), (924, 8)],
+    [(12, 2), (28, 2), (92, 4), (100, 8), (108, 2), (116, 4), (124, 8), (132, 10), (140, 6), (148, 8), (172, 4), (188, 0),
+     (244, 22), (344, 0), (924, 8)],
 )
 def test_circulant_forms_rebuild_the_matrix(m, blocks):
     # the form read back (groups' sums, singles, border columns and rows) gives H_m and H_m^T
-    # entry for entry: Williamson's arrays (4 blocks), Paley I (2) and II (8) over GF(q), prime
-    # or not (27, 7^2, 3^5), after Rader's reindexing; Turyn's 188 and a Kronecker product
-    # (344 = 172 * 2) have none
+    # entry for entry: Williamson's arrays (4 blocks), Paley II (8) and Paley I (an even divisor
+    # of q - 1, or 2) over GF(q), prime or not (27, 7^2, 3^5), after Rader's reindexing;
+    # Turyn's 188 and a Kronecker product (344 = 172 * 2) have none
     from hadamard import _fwht_kernels
 
     for h in (hadamard.get(m).astype(np.int64), hadamard.get(m).T.astype(np.int64)):
@@ -217,13 +219,14 @@ def test_circulant_forms_rebuild_the_matrix(m, blocks):
 def test_circulant_product_keeps_two_block_forms_off_rows_in_l1():
     from hadamard import _fwht_kernels
 
-    h = hadamard.get(140)
+    h = hadamard.get(108)
     assert _fwht_kernels.circulant_product(h) is not None
     assert _fwht_kernels.circulant_product(h, rows_in_l1=True) is None
-    assert _fwht_kernels.circulant_product(hadamard.get(148), rows_in_l1=True) is not None
+    assert _fwht_kernels.circulant_product(hadamard.get(140), rows_in_l1=True) is not None  # 6 blocks
+    assert _fwht_kernels.circulant_product(hadamard.get(180), rows_in_l1=True) is not None  # no straight line above 172
     assert _fwht_kernels.circulant_product(hadamard.get(92)) is None  # below REGISTER_PRODUCT_LARGE_M
     # the drivers' constant names the two forms apart only where they differ
-    assert _fwht_kernels._product_kind(140, False, True) != _fwht_kernels._product_kind(140, False, False)
+    assert _fwht_kernels._product_kind(108, False, True) != _fwht_kernels._product_kind(108, False, False)
     assert _fwht_kernels._product_kind(148, True, True) == _fwht_kernels._product_kind(148, True, False)
 
 
