@@ -87,11 +87,13 @@ Why the code looks the way it does (each point was measured):
   takes 4 output rows per pass as chains of additions, half of them FMAs, and
   loads the table entries they share once (``CIRCULANT_CHAINS``: 1.28x more at
   172·2^6).
-* Paley's matrices over a prime ``q`` take the same loop after Rader's
-  reindexing of GF(q)* by the powers of a primitive root (:func:`circulant_form`):
-  Paley II is then 8 circulant blocks and a border of 4, Paley I 2 blocks and a
-  border of 2. That loop is also the only register product above ``m = 172``,
-  up to ``CIRCULANT_MAX_M``: 1.1-3.4x against the table there.
+* Paley's matrices over GF(q) take the same loop after Rader's reindexing of
+  GF(q)* by the powers of a generator (:func:`circulant_form`): Paley II is
+  then 8 circulant blocks and a border of 4, Paley I an even number of blocks
+  (6 or more where ``q - 1`` allows, else 2) and a border of 2 (float32 148·2^7
+  1.40x, 100·2^8 1.43x, 140·2^6 1.31x, 108·2^7 1.18x). That loop is also the
+  only register product above ``m = 172``, up to ``CIRCULANT_MAX_M``: 1.1-3.4x
+  against the table there.
 """
 
 from __future__ import annotations
@@ -1167,13 +1169,9 @@ def group_codes(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``h[i, 4q + k] = gsigns[i, q] * (-1)^(bit k-1 of codes[i, q])`` for ``k = 1, 2, 3`` (and
     ``gsigns[i, q]`` for ``k = 0``), ``codes[i, q]`` the index of the sum of
     :func:`_signed_sums` that row ``i`` takes from group ``q``."""
-    return _group_codes(h, 4)
-
-
-def _group_codes(h: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    g = np.asarray(h).reshape(h.shape[0], h.shape[1] // size, size)
+    g = np.asarray(h).reshape(h.shape[0], h.shape[1] // 4, 4)
     first = g[:, :, 0]
-    codes = ((g[:, :, 1:] != first[:, :, None]) * (1 << np.arange(size - 1))).sum(axis=2).astype(np.int64)
+    codes = ((g[:, :, 1:] != first[:, :, None]) * np.array([1, 2, 4])).sum(axis=2).astype(np.int64)
     return codes, np.ascontiguousarray(first)
 
 
@@ -1323,10 +1321,11 @@ def circulant_product(h: np.ndarray, rows_in_l1: bool = False):
     transpose) as the loop of :func:`_emit_circulant_product`, else ``None``.
 
     Below ``REGISTER_PRODUCT_LARGE_M`` the straight-line code fits the micro-op cache (92x64:
-    0.91-1.03x against the loop). A form of 2 blocks (Paley I's) has a table row serve 2
-    output rows, not 4 or 8: on rows that fit in L1 (``rows_in_l1``) it ran 0.85-1.07x against
-    the straight-line code (float32 108x16, 132x32, 140x16, 140x32, 164x8, float64 108x32,
-    140x8), so those keep it; on longer rows with sub-rows up to 1 KiB, 1.10-1.25x.
+    0.91-1.03x against the loop). A form of 2 blocks (Paley I's where ``(q - 1)/2`` is prime)
+    has a table row serve 2 output rows, not 4 to 10: on rows that fit in L1 (``rows_in_l1``)
+    it ran 0.85-1.07x against the straight-line code (float32 108x16 0.85x, 108x64 1.04x, and
+    five shapes of orders that now take 6 or 10 blocks), so those keep it; on longer rows with
+    sub-rows up to 1 KiB, 1.10-1.25x.
     """
     if not REGISTER_PRODUCT_LARGE_M <= h.shape[0] <= CIRCULANT_MAX_M:
         return None
@@ -1352,9 +1351,10 @@ additions; compiling it took about 20 s at ``m = 924``, once per machine and mat
 ``REGISTER_PRODUCT_MAX_M`` it is the only product besides the table, which it beat at every
 shape measured: Paley II over a prime (8 blocks), float32 196x64 2.35x, 204x64 2.49x, 276x64
 2.66x, 516x64 3.35x, 924x32 2.43x, 924x4 1.81x, 196x1024 1.92x, float64 196x64 2.53x; Paley I
-(2 blocks) float32 180x64 1.65x, 212x64 1.77x, 228x128 1.59x, 180x16 1.58x, 212x8 1.88x,
+with 2 blocks, float32 180x64 1.65x, 212x64 1.77x, 228x128 1.59x, 180x16 1.58x, 212x8 1.88x,
 228x32 1.60x, 180x512 1.25x, 228x1024 1.11x, float64 180x64 1.51x, 180x8 1.94x, 252x16 1.85x,
-212x256 1.63x (same-process A/B, 64 MiB, one thread, Zen 4)."""
+212x256 1.63x; with 10 blocks, 212x64 2.10x, 252x64 1.97x (same-process A/B, 64 MiB, one
+thread, Zen 4)."""
 
 
 CIRCULANT_CHAINS = 16
