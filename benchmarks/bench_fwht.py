@@ -236,24 +236,39 @@ def latency(status, args) -> None:
     print("  " + "  ".join(f"{k}={v:.2f} us" for k, v in per_call.items()))
 
 
+MODEL_WIDTHS = {(148, 7): "Qwen2.5-7B", (140, 6): "Qwen2.5-1.5B", (108, 7): "Llama-2-13B, Qwen2.5-14B",
+                (100, 8): "Qwen3-32B"}
+"""MLP widths ``m * 2^k`` of current models on base orders beyond the issue's three (Paley's
+matrices, whose product is the circulant loop since the twelfth session); printed after the
+target rows, for information."""
+
+
 def composite(args) -> None:
     """Time per element of n = m * 2^k against the nearest power of two (float32, one thread),
-    the two timed in turn."""
+    the two timed in turn: the issue's three base orders, then the MLP widths of some models."""
     import numba
 
     numba.set_num_threads(1)
     for m in (12, 28, 172):
         for k in (6, 10):
-            n = m << k
-            if not hadamard.exists(n):
-                print(f"  n = {m} * 2^{k} = {n}: no Hadamard matrix of this order is built by this library (skipped)")
-                continue
-            p2 = 1 << round(np.log2(n))
-            srcs = {size: np.random.default_rng(size).standard_normal((max(1, array_bytes(args) // (size * 4)), size)).astype(np.float32)
-                    for size in (n, p2)}
-            seconds = measure_cases({size: (fwht_in_place, src) for size, src in srcs.items()}, args.repeats, args.offset)
-            t = {size: seconds[size] / srcs[size].size * 1e9 for size in srcs}
-            print(f"  n = {m:3d} * 2^{k:<2} = {n:6d}: {t[n]:.3f} ns/element; 2^{round(np.log2(n))} = {p2}: {t[p2]:.3f} ns/element; ratio {t[n] / t[p2]:.2f}")
+            composite_row(args, m, k)
+    print("  MLP widths of models on other base orders (beyond the target):")
+    for (m, k), model in MODEL_WIDTHS.items():
+        composite_row(args, m, k, f" ({model})")
+
+
+def composite_row(args, m: int, k: int, label: str = "") -> None:
+    n = m << k
+    if not hadamard.exists(n):
+        print(f"  n = {m} * 2^{k} = {n}: no Hadamard matrix of this order is built by this library (skipped)")
+        return
+    p2 = 1 << round(np.log2(n))
+    srcs = {size: np.random.default_rng(size).standard_normal((max(1, array_bytes(args) // (size * 4)), size)).astype(np.float32)
+            for size in (n, p2)}
+    seconds = measure_cases({size: (fwht_in_place, src) for size, src in srcs.items()}, args.repeats, args.offset)
+    t = {size: seconds[size] / srcs[size].size * 1e9 for size in srcs}
+    print(f"  n = {m:3d} * 2^{k:<2} = {n:6d}: {t[n]:.3f} ns/element; 2^{round(np.log2(n))} = {p2}: {t[p2]:.3f} ns/element; "
+          f"ratio {t[n] / t[p2]:.2f}{label}")
 
 
 def forms(status, args) -> None:

@@ -39,7 +39,7 @@ def test_every_section_runs_on_a_tiny_array(bench_fwht, capsys, monkeypatch, pee
     out = capsys.readouterr().out
     assert "float32 thr=1 n=2^8" in out and "float64 thr=1 n=2^9" in out
     assert "one vector n = 4096" in out and "dense BLAS x @ H" in out
-    assert "n = 172 * 2^10" in out
+    assert "n = 172 * 2^10" in out and "n = 148 * 2^7  =  18944" in out and "(Qwen2.5-7B)" in out
     assert "n =   576: ns/element (against plain): plain" in out and "randomized" in out
     assert "2 threads vs 1" in out and "n=2^16" in out
 
