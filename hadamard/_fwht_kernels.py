@@ -1178,8 +1178,15 @@ def group_codes(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _product_kind(m: int, transposed: bool, rows_in_l1: bool = False) -> int:
     """The compile-time constant that names ``H_m`` (or its transpose) to :func:`_hm_columns`,
     and whether its rows fit in L1 where that changes the product (:func:`circulant_product`)."""
-    in_l1 = bool(rows_in_l1) and 0 < circulant_form_blocks(m) < 4 and m <= REGISTER_PRODUCT_MAX_M
+    in_l1 = bool(rows_in_l1) and _straight_line_first(m, circulant_form_blocks(m))
     return 4 * m + 2 * int(in_l1) + int(transposed)
+
+
+def _straight_line_first(m: int, blocks: int) -> bool:
+    """Whether rows of ``H_m`` that fit in L1 take the straight-line code rather than the loop of
+    a circulant form of ``blocks`` blocks: for forms of 2 blocks, where there is such code
+    (:func:`circulant_product`)."""
+    return 0 < blocks < 4 and m <= REGISTER_PRODUCT_MAX_M
 
 
 def _hm_network(builder, xs, h):
@@ -1330,8 +1337,8 @@ def circulant_product(h: np.ndarray, rows_in_l1: bool = False):
     if not REGISTER_PRODUCT_LARGE_M <= h.shape[0] <= CIRCULANT_MAX_M:
         return None
     form = circulant_form(h)
-    if form is not None and rows_in_l1 and len(form.index) < 4 and h.shape[0] <= REGISTER_PRODUCT_MAX_M:
-        return None  # beyond REGISTER_PRODUCT_MAX_M there is no straight-line code to prefer
+    if form is not None and rows_in_l1 and _straight_line_first(h.shape[0], len(form.index)):
+        return None
     return form
 
 
@@ -1459,9 +1466,9 @@ def _emit_circulant_product(builder, data, vty, align, s0, stride, form, splat):
     minus_one = builder.fneg(one)
 
     def signed(values):
-        # sum of sign * v, as a tree (a few terms, once per column)
-        parts = [v if s > 0 else builder.fneg(v) for v, s in values]
-        return _tree_sum(builder, parts) if parts else None
+        # sum of sign * v (a few terms, once per column); None for no terms
+        plus, minus = [v for v, s in values if s > 0], [v for v, s in values if s < 0]
+        return _signed_tree_sum(builder, plus, minus) if values else None
 
     bias = [signed([(edge[b], s) for b, s in row]) for row in form.bias]
     block_sums = [builder.load(slot) for slot in totals]
